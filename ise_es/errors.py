@@ -1,0 +1,104 @@
+"""The exception tree of ise-es, in one place.
+
+Every error the library raises derives from `IseEsError`; lower-layer errors (database driver,
+Docker, HTTP) are translated where they happen with ``raise ... from e``. Only the CLI turns
+these into user-facing messages and exit codes.
+
+    IseEsError
+    ├── ConfigError               bad URL, option or config file (exit 2)
+    ├── InvalidInput              a user file that does not parse or validate (names file/line)
+    ├── EventError
+    │   ├── InvalidEvent          a payload that does not match its event type
+    │   └── UnknownEventType      a type or schema version this code does not know
+    ├── StoreError
+    │   ├── StoreUnavailable      the database cannot be reached or opened
+    │   ├── SchemaOutOfDate       the database is not at the migration head
+    │   ├── ConcurrencyError      a stale expected version: nothing was written
+    │   ├── DuplicateEventId      an event id already stored with other content
+    │   ├── BlobNotFound          a digest with no blob
+    │   └── IntegrityError        a broken hash chain or head (from `verify`)
+    ├── SandboxError
+    │   ├── SandboxUnavailable    the backend cannot start (missing tool, daemon down)
+    │   └── TemplateError         unknown template or digest mismatch
+    ├── ToolError                 a tool call that failed before running (bad arguments...)
+    ├── LLMError                  a model endpoint failed after retries
+    └── ReplayError               a replay that cannot run
+"""
+
+from __future__ import annotations
+
+
+class IseEsError(Exception):
+    """Root of every ise-es error."""
+
+
+class ConfigError(IseEsError):
+    """A configuration value, URL or option is invalid."""
+
+
+class InvalidInput(IseEsError):
+    """A user-supplied file does not parse or validate; the message names file and line/field."""
+
+
+class EventError(IseEsError):
+    """An event cannot be encoded or decoded."""
+
+
+class InvalidEvent(EventError):
+    """A payload does not match its event type."""
+
+
+class UnknownEventType(EventError):
+    """An event type, or a schema version of it, that this code does not know."""
+
+
+class StoreError(IseEsError):
+    """The event store failed."""
+
+
+class StoreUnavailable(StoreError):
+    """The database cannot be reached or opened."""
+
+
+class SchemaOutOfDate(StoreError):
+    """The database schema is not at the revision this code expects."""
+
+
+class ConcurrencyError(StoreError):
+    """An append's expected version is stale; nothing was written."""
+
+
+class DuplicateEventId(StoreError):
+    """An event id is already stored with different content."""
+
+
+class BlobNotFound(StoreError):
+    """No blob is stored under a digest."""
+
+
+class IntegrityError(StoreError):
+    """A hash chain or stream head does not verify."""
+
+
+class SandboxError(IseEsError):
+    """A sandbox failed."""
+
+
+class SandboxUnavailable(SandboxError):
+    """A sandbox backend cannot start here (missing program, daemon down...)."""
+
+
+class TemplateError(SandboxError):
+    """A workspace template is unknown or does not match its digest."""
+
+
+class ToolError(IseEsError):
+    """A tool call failed before or outside running its command."""
+
+
+class LLMError(IseEsError):
+    """A model endpoint failed after all retries."""
+
+
+class ReplayError(IseEsError):
+    """A replay cannot run."""
