@@ -1,0 +1,127 @@
+"""The Sandbox protocol: an isolated workspace where tool calls run for real.
+
+Every backend (`local` = bubblewrap over an overlayfs workspace, `docker`) implements `Sandbox`
+and passes the same conformance suite (tests/sandbox/). "The sandbox cannot start"
+(`SandboxUnavailable`) is a different error from "the command failed" (a non-zero `exit_code`
+in `ExecResult`).
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Callable, Mapping
+from typing import Literal
+
+import msgspec
+
+from ise_es.events import FileChange
+
+__all__ = [
+    "ChunkCallback",
+    "ExecResult",
+    "Limits",
+    "Sandbox",
+    "Snapshot",
+]
+
+ChunkCallback = Callable[[Literal["stdout", "stderr"], bytes], None]
+"""Called with each piece of output as it arrives, in arrival order."""
+
+
+class Limits(msgspec.Struct, frozen=True, kw_only=True):
+    """Resource limits applied to every command in a sandbox."""
+
+    memory_bytes: int = 1 << 30
+    processes: int = 256
+    file_size_bytes: int = 1 << 30
+    open_files: int = 1024
+    default_timeout_s: float = 120.0
+    output_head_bytes: int = 256 * 1024
+    """Output kept verbatim (as chunks) per stream; the full output goes to a blob."""
+    blob_cap_bytes: int = 64 << 20
+    """Outputs and new file contents larger than this are recorded by digest and size only."""
+
+
+class ExecResult(msgspec.Struct, frozen=True, kw_only=True):
+    """How a command ended."""
+
+    exit_code: int | None
+    """None when killed by a signal or timed out."""
+    signal: int | None = None
+    timed_out: bool = False
+    duration_ms: float = 0.0
+    stdout: bytes = b""
+    """The head of stdout (up to Limits.output_head_bytes) plus the tail when truncated."""
+    stderr: bytes = b""
+    stdout_size: int = 0
+    stderr_size: int = 0
+    stdout_digest: str | None = None
+    """sha256 of the full stdout (in the blob store when not larger than the cap)."""
+    stderr_digest: str | None = None
+    truncated: bool = False
+
+
+class Snapshot(msgspec.Struct, frozen=True):
+    """An opaque marker of the workspace state, for `Sandbox.diff`."""
+
+    token: str
+
+
+class Sandbox(abc.ABC):
+    """One isolated workspace restored from a template, plus a way to run commands in it.
+
+    Paths given to `read_file`/`write_file` are relative to the workspace root; a path that
+    escapes it raises `ToolError`.
+    """
+
+    backend: str
+    template: str
+    template_digest: str
+    workspace_path: str
+    """The workspace as a command inside the sandbox sees it (its cwd), e.g. /tmp/workspace."""
+
+    @abc.abstractmethod
+    def exec(
+        self,
+        command: str | list[str],
+        *,
+        timeout: float | None = None,
+        env: Mapping[str, str] | None = None,
+        stdin: bytes | None = None,
+        workdir: str | None = None,
+        on_chunk: ChunkCallback | None = None,
+    ) -> ExecResult:
+        """Run a command (a string runs under `bash -lc`), streaming output to `on_chunk`.
+
+        On timeout the whole process tree is killed and `timed_out` is set.
+
+        Raises:
+            SandboxUnavailable: the sandbox is closed or its backend died.
+        """
+
+    @abc.abstractmethod
+    def read_file(self, path: str) -> bytes:
+        """Raises: ToolError (escapes the workspace), FileNotFoundError."""
+
+    @abc.abstractmethod
+    def write_file(self, path: str, data: bytes, mode: int | None = None) -> None:
+        """Create parent directories as needed. Raises: ToolError (escapes the workspace)."""
+
+    @abc.abstractmethod
+    def snapshot(self) -> Snapshot:
+        """Mark the current workspace state."""
+
+    @abc.abstractmethod
+    def diff(self, since: Snapshot) -> list[FileChange]:
+        """What changed since `since`, sorted by path; cost follows the number of changes."""
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Free everything the sandbox used (processes, mounts, directories, containers).
+        Idempotent."""
+
+    def __enter__(self) -> Sandbox:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
