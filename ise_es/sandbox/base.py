@@ -100,6 +100,18 @@ class Sandbox(abc.ABC):
         """
 
     @abc.abstractmethod
+    def interactive_argv(
+        self,
+        command: str,
+        *,
+        env: Mapping[str, str] | None = None,
+        workdir: str | None = None,
+    ) -> list[str]:
+        """A host command line that runs `command` inside this sandbox attached to the caller's
+        terminal, so that the `process` tool can drive it on a pty with pexpect. The process gets
+        the same isolation and limits as `exec`; the caller owns its lifetime."""
+
+    @abc.abstractmethod
     def read_file(self, path: str) -> bytes:
         """Raises: ToolError (escapes the workspace), FileNotFoundError."""
 
