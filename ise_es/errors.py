@@ -97,7 +97,28 @@ class ToolError(IseEsError):
 
 
 class LLMError(IseEsError):
-    """A model endpoint failed after all retries."""
+    """A model endpoint failed after all retries (or with an error that is not worth retrying).
+
+    Carries what the recorder needs to write a ModelCall with `error` set: the endpoint, the
+    last HTTP status (None for a connection error or timeout) and one dict per failed attempt
+    (``{"status", "error", "waited_s"}``). `call` is the role client's description of the
+    failed request (role, model, parameters, request bytes) when a client raised it.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        endpoint: str | None = None,
+        status: int | None = None,
+        retries: list[dict[str, object]] | None = None,
+        call: object | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.endpoint = endpoint
+        self.status = status
+        self.retries: list[dict[str, object]] = list(retries or [])
+        self.call = call
 
 
 class ReplayError(IseEsError):
