@@ -1,0 +1,129 @@
+"""Database URLs and engines, with each dialect's settings chosen deliberately.
+
+SQLite: WAL (readers never block the writer), a busy timeout, synchronous=FULL (every commit
+is fsynced, the same durability as PostgreSQL's default synchronous_commit=on), and write
+transactions opened with BEGIN IMMEDIATE. The sqlite3 driver's own deferred BEGIN takes the
+write lock only at the first write; a transaction that read first then fails at once with
+"database is locked" instead of waiting for the lock. So the driver's transaction handling is
+switched off (isolation_level=None) and the engine's "begin" hook issues BEGIN IMMEDIATE on the
+write engine and a plain (deferred) BEGIN on a separate read engine, keeping reads off the lock.
+
+PostgreSQL: psycopg 3; every session gets a bounded idle_in_transaction_session_timeout, because
+an abandoned open transaction holds back every catch-up reader (see sql.py).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import make_url
+
+from ise_es.errors import ConfigError, StoreUnavailable
+
+__all__ = ["Engines", "connect_engines", "normalize_url"]
+
+SQLITE_BUSY_TIMEOUT_MS = 60_000
+PG_IDLE_IN_TRANSACTION_TIMEOUT_MS = 60_000
+
+
+def normalize_url(url: str) -> sa.URL:
+    """Parse a store URL, choosing our drivers.
+
+    Raises:
+        ConfigError: not a URL, or not SQLite/PostgreSQL.
+    """
+    try:
+        parsed = make_url(url)
+    except (sa.exc.ArgumentError, ValueError) as e:
+        raise ConfigError(
+            f"malformed database URL {url!r}: expected sqlite:///PATH or "
+            "postgresql://USER:PASSWORD@HOST:PORT/DBNAME"
+        ) from e
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
+        if not parsed.database or parsed.database == ":memory:":
+            raise ConfigError(
+                f"database URL {url!r} has no file: use sqlite:///PATH (the store must be shared "
+                "by several connections, which an in-memory database is not)"
+            )
+        return parsed.set(drivername="sqlite+pysqlite")
+    if backend in ("postgresql", "postgres"):
+        if not parsed.database:
+            raise ConfigError(f"database URL {url!r} names no database")
+        return parsed.set(drivername="postgresql+psycopg")
+    raise ConfigError(
+        f"unsupported database {backend!r} in {url!r}: ise-es stores events in SQLite "
+        "(sqlite:///PATH) or PostgreSQL (postgresql://...)"
+    )
+
+
+class Engines:
+    """A write engine and a read engine (the same one on PostgreSQL)."""
+
+    def __init__(self, write: sa.Engine, read: sa.Engine) -> None:
+        self.write = write
+        self.read = read
+        self.dialect: str = write.dialect.name
+
+    def dispose(self) -> None:
+        self.write.dispose()
+        if self.read is not self.write:
+            self.read.dispose()
+
+
+def _sqlite_engine(url: sa.URL, *, immediate: bool) -> sa.Engine:
+    engine = sa.create_engine(
+        url,
+        connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000, "check_same_thread": False},
+        pool_size=8,
+        max_overflow=8,
+    )
+
+    @sa.event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        dbapi_conn.isolation_level = None  # we issue BEGIN ourselves, see the module docstring
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cur.execute("PRAGMA synchronous=FULL")
+        cur.close()
+
+    begin_sql = "BEGIN IMMEDIATE" if immediate else "BEGIN"
+
+    @sa.event.listens_for(engine, "begin")
+    def _on_begin(conn: sa.Connection) -> None:
+        conn.exec_driver_sql(begin_sql)
+
+    return engine
+
+
+def connect_engines(url: str) -> Engines:
+    """Engines for a store URL (nothing is connected yet).
+
+    Raises:
+        ConfigError: a malformed or unsupported URL.
+    """
+    parsed = normalize_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        return Engines(
+            _sqlite_engine(parsed, immediate=True), _sqlite_engine(parsed, immediate=False)
+        )
+    engine = sa.create_engine(
+        parsed,
+        pool_size=8,
+        max_overflow=8,
+        pool_pre_ping=False,
+        connect_args={
+            "options": f"-c idle_in_transaction_session_timeout={PG_IDLE_IN_TRANSACTION_TIMEOUT_MS}",
+            "connect_timeout": 10,
+        },
+    )
+    return Engines(engine, engine)
+
+
+def describe_unavailable(url: str, error: BaseException) -> StoreUnavailable:
+    """One line saying which database could not be reached, without the password."""
+    shown = make_url(url).render_as_string(hide_password=True) if "://" in url else url
+    reason = str(getattr(error, "orig", error)).strip().splitlines()[0] if str(error) else ""
+    return StoreUnavailable(f"cannot open database {shown}: {reason}")

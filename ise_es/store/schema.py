@@ -1,0 +1,90 @@
+"""The store's tables as SQLAlchemy Core metadata.
+
+Migrations (migrations/versions) create and change the schema; this metadata is what the code
+expects, and a test checks that the two never drift apart.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.types import UserDefinedType
+
+__all__ = [
+    "POSTGRES_ONLY",
+    "XID8",
+    "blobs",
+    "events",
+    "metadata",
+    "projection_checkpoints",
+    "streams",
+]
+
+
+class XID8(UserDefinedType[str]):
+    """PostgreSQL's 64-bit transaction id type (`xid8`); never read into Python."""
+
+    cache_ok = True
+
+    def get_col_spec(self, **kw: object) -> str:
+        return "xid8"
+
+
+metadata = sa.MetaData()
+
+PositionType = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+"""SQLite only makes INTEGER PRIMARY KEY the rowid alias (an autoincrementing position)."""
+
+streams = sa.Table(
+    "streams",
+    metadata,
+    sa.Column("stream_id", sa.String(200), primary_key=True),
+    sa.Column("stream_type", sa.String(64), nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("head_hash", sa.String(64), nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("updated_at", sa.Float, nullable=False),
+    sa.Index("ix_streams_type", "stream_type", "stream_id"),
+)
+
+events = sa.Table(
+    "events",
+    metadata,
+    sa.Column("position", PositionType, primary_key=True, autoincrement=True),
+    sa.Column("event_id", sa.String(64), nullable=False),
+    sa.Column("stream_id", sa.String(200), nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("type", sa.String(64), nullable=False),
+    sa.Column("schema_version", sa.SmallInteger, nullable=False),
+    sa.Column("recorded_at", sa.Float, nullable=False),
+    sa.Column("payload", sa.Text, nullable=False),
+    sa.Column("hash", sa.String(64), nullable=False),
+    # The writing transaction's id, so PostgreSQL catch-up readers can wait for late commits
+    # (see store/sql.py). SQLite commits in position order and leaves it NULL. On PostgreSQL the
+    # migration gives it the default pg_current_xact_id() and the index (txid, position), which
+    # exist only there (POSTGRES_ONLY names them for the drift check).
+    sa.Column("txid", sa.BigInteger().with_variant(XID8(), "postgresql"), nullable=True),
+    sa.UniqueConstraint("stream_id", "version", name="uq_events_stream_version"),
+    sa.UniqueConstraint("event_id", name="uq_events_event_id"),
+)
+
+POSTGRES_ONLY = frozenset({"ix_events_txid_position"})
+
+blobs = sa.Table(
+    "blobs",
+    metadata,
+    sa.Column("digest", sa.String(64), primary_key=True),
+    sa.Column("size", sa.BigInteger, nullable=False),
+    sa.Column("codec", sa.String(16), nullable=False),
+    sa.Column(
+        "data", sa.LargeBinary().with_variant(postgresql.BYTEA(), "postgresql"), nullable=False
+    ),
+)
+
+projection_checkpoints = sa.Table(
+    "projection_checkpoints",
+    metadata,
+    sa.Column("name", sa.String(100), primary_key=True),
+    sa.Column("position", sa.BigInteger, nullable=False),
+    sa.Column("updated_at", sa.Float, nullable=False),
+)
