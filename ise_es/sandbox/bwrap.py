@@ -1,0 +1,470 @@
+"""The `local` backend: bubblewrap over an overlayfs workspace.
+
+Per sandbox, an overlayfs is mounted on the host (lower = the template directory, upper/work in
+a private state directory), so a new workspace costs one mount whatever the template's size, and
+the upper directory holds exactly what changed (which is what `diff` reads). Every command runs
+in a fresh bubblewrap with all namespaces unshared (no network at all, its own PID namespace:
+killing bubblewrap kills everything the command started), as uid 1000 `sandbox` with no
+capabilities, seeing only read-only system directories, a generated /etc (no secrets), private
+/tmp and /dev, and the workspace at /tmp/workspace, which is also HOME.
+
+Limits: rlimits (address space, file size, open files, processes) are set in the child before
+bubblewrap starts and are inherited by everything inside. RLIMIT_NPROC does not bind processes
+whose host uid is root (and the user namespace maps the sandbox user to the caller's uid), so when
+running as root the process limit comes from a per-sandbox `pids` cgroup; without a writable
+pids cgroup a root caller gets no process limit and the sandbox says so (`limits_enforced`).
+
+Running as root is required for the kernel overlay mount. A non-root route would be
+fuse-overlayfs (installed here) or a user-namespace overlay on kernels >= 5.11; it is not
+implemented: a non-root caller gets `SandboxUnavailable` rather than an unsandboxed fallback.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import ctypes.util
+import logging
+import os
+import resource
+import shutil
+import subprocess
+import tempfile
+import time
+import weakref
+from collections.abc import Mapping
+from pathlib import Path
+
+from ise_es.errors import SandboxUnavailable, TemplateError, ToolError
+from ise_es.events import FileChange
+from ise_es.sandbox.base import ChunkCallback, ExecResult, Limits, Sandbox, Snapshot
+from ise_es.sandbox.capture import BlobSink
+from ise_es.sandbox.fsdiff import ChangeTracker, UpperMap, scan_overlay_upper
+from ise_es.sandbox.paths import resolve_host_path
+from ise_es.sandbox.runner import pump
+from ise_es.sandbox.templates import Template
+
+__all__ = ["DEFAULT_BWRAP", "SANDBOX_UID", "WORKSPACE", "LocalSandbox", "base_environment"]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_BWRAP = "/usr/bin/bwrap"
+WORKSPACE = "/tmp/workspace"
+SANDBOX_UID = 1000
+SANDBOX_USER = "sandbox"
+PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+_SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
+# Host /etc entries a userland needs and that hold no secrets: alternatives links (awk, editor,
+# python...), the dynamic loader cache, Python's site configuration.
+_ETC_PASSTHROUGH = ("alternatives", "ld.so.cache", "ld.so.conf", "ld.so.conf.d", "python3")
+_MS_NOSUID, _MS_NODEV = 2, 4
+_MNT_DETACH = 2
+
+_libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+
+
+def base_environment() -> dict[str, str]:
+    """What every command sees before the pinned environment and per-call variables."""
+    return {
+        "PATH": PATH,
+        "HOME": WORKSPACE,
+        "USER": SANDBOX_USER,
+        "LOGNAME": SANDBOX_USER,
+        "SHELL": "/bin/bash",
+        "TERM": "dumb",
+    }
+
+
+class LocalSandbox(Sandbox):
+    """A workspace on overlayfs plus bubblewrap per command. Use `open_sandbox("local", ...)`."""
+
+    backend = "local"
+
+    def __init__(
+        self,
+        template: Template,
+        *,
+        blobs: BlobSink | None,
+        limits: Limits,
+        environment: Mapping[str, str],
+        bwrap_path: str = DEFAULT_BWRAP,
+        state_root: str | None = None,
+    ) -> None:
+        if template.kind != "dir" or template.path is None:
+            raise TemplateError(f"template {template.name!r}: the local backend needs a directory")
+        if not (os.path.isfile(bwrap_path) and os.access(bwrap_path, os.X_OK)):
+            raise SandboxUnavailable(
+                f"bubblewrap not found at {bwrap_path}: the local sandbox needs it "
+                "(apt-get install -y bubblewrap), or use --sandbox docker"
+            )
+        if os.geteuid() != 0:
+            raise SandboxUnavailable(
+                "the local sandbox mounts overlayfs and must run as root here "
+                "(a fuse-overlayfs route for non-root users is not implemented); "
+                "run as root or use --sandbox docker"
+            )
+        if any(c in template.path for c in ",:\\"):
+            raise TemplateError(
+                f"template {template.name!r}: its path {template.path} contains ',', ':' or "
+                "'\\', which overlayfs options cannot carry; move it"
+            )
+        self.template = template.name
+        self.template_digest = template.digest
+        self.workspace_path = WORKSPACE
+        self.limits = limits
+        self.environment = {**base_environment(), **environment}
+        self._blobs = blobs
+        self._bwrap = bwrap_path
+        self._closed = False
+        self._state = tempfile.mkdtemp(prefix="ise-es-sbx-", dir=state_root)
+        self.upper = os.path.join(self._state, "upper")
+        self.merged = os.path.join(self._state, "merged")
+        self._cgroup: str | None = None
+        self._finalizer = weakref.finalize(
+            self, _cleanup, self._state, self.merged, None, mounted=False
+        )
+        try:
+            etc = os.path.join(self._state, "etc")
+            for d in ("upper", "work", "merged"):
+                os.mkdir(os.path.join(self._state, d), 0o755)
+            _write_etc(etc)
+            _mount_overlay(
+                template.path, self.upper, os.path.join(self._state, "work"), self.merged
+            )
+            self._finalizer.detach()
+            self._cgroup = _make_pids_cgroup(os.path.basename(self._state), limits.processes)
+            self._finalizer = weakref.finalize(
+                self, _cleanup, self._state, self.merged, self._cgroup, mounted=True
+            )
+        except BaseException:
+            self._finalizer()
+            raise
+        self.limits_enforced = {
+            "memory": True,
+            "file_size": True,
+            "open_files": True,
+            "processes": self._cgroup is not None,
+        }
+        if self._cgroup is None:
+            log.warning("no writable pids cgroup: the process limit is not enforced for root")
+        self._argv_prefix = self._bwrap_args(etc)
+        self._tracker = ChangeTracker(
+            template.manifest,
+            self._scan,
+            lambda rel: os.path.join(self.upper, rel),
+            blobs,
+            limits.blob_cap_bytes,
+        )
+
+    # -- commands -------------------------------------------------------------------------
+
+    def _bwrap_args(self, etc: str) -> list[str]:
+        args = [self._bwrap, "--unshare-all", "--unshare-user", "--die-with-parent"]
+        args += ["--new-session", "--uid", str(SANDBOX_UID), "--gid", str(SANDBOX_UID)]
+        args += ["--hostname", "sandbox", "--clearenv"]
+        for d in _SYSTEM_DIRS:
+            if os.path.islink(d):
+                args += ["--symlink", os.readlink(d), d]
+            elif os.path.isdir(d):
+                args += ["--ro-bind", d, d]
+        args += ["--ro-bind", etc, "/etc"]
+        for name in _ETC_PASSTHROUGH:
+            if os.path.exists(os.path.join(etc, name)):
+                args += ["--ro-bind", os.path.join("/etc", name), os.path.join("/etc", name)]
+        args += ["--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp", "--tmpfs", "/var/tmp"]
+        args += ["--perms", "1777", "--tmpfs", "/dev/shm"]
+        args += ["--bind", self.merged, WORKSPACE, "--remount-ro", "/"]
+        return args
+
+    def _command_args(
+        self, command: str | list[str], env: Mapping[str, str] | None, workdir: str | None
+    ) -> list[str]:
+        if self._closed:
+            raise SandboxUnavailable(f"sandbox {self._state} is closed")
+        args = list(self._argv_prefix)
+        args += ["--chdir", self._workdir(workdir)]
+        for k, v in {**self.environment, **(env or {})}.items():
+            if not k or "=" in k or "\0" in k or "\0" in v:
+                raise ToolError(f"invalid environment variable {k!r}")
+            args += ["--setenv", k, v]
+        argv = ["/bin/bash", "-lc", command] if isinstance(command, str) else list(command)
+        if not argv:
+            raise ToolError("empty command")
+        return [*args, "--", *argv]
+
+    def _workdir(self, workdir: str | None) -> str:
+        if workdir is None:
+            return WORKSPACE
+        inside = workdir if workdir.startswith("/") else os.path.join(WORKSPACE, workdir)
+        inside = os.path.normpath(inside)
+        if inside == WORKSPACE or inside.startswith(WORKSPACE + "/"):
+            host = resolve_host_path(inside, WORKSPACE, self.merged)
+            if not os.path.isdir(host):
+                raise ToolError(f"workdir {workdir!r} is not a directory in the workspace")
+        return inside
+
+    def _preexec(self) -> None:
+        lim = self.limits
+        for res, value in (
+            (resource.RLIMIT_AS, lim.memory_bytes),
+            (resource.RLIMIT_FSIZE, lim.file_size_bytes),
+            (resource.RLIMIT_NOFILE, lim.open_files),
+            (resource.RLIMIT_NPROC, lim.processes),
+            (resource.RLIMIT_CORE, 0),
+        ):
+            resource.setrlimit(res, (value, value))
+        if self._cgroup is not None:
+            fd = os.open(os.path.join(self._cgroup, "cgroup.procs"), os.O_WRONLY)
+            try:
+                os.write(fd, str(os.getpid()).encode())
+            finally:
+                os.close(fd)
+
+    def exec(
+        self,
+        command: str | list[str],
+        *,
+        timeout: float | None = None,
+        env: Mapping[str, str] | None = None,
+        stdin: bytes | None = None,
+        workdir: str | None = None,
+        on_chunk: ChunkCallback | None = None,
+    ) -> ExecResult:
+        args = self._command_args(command, env, workdir)
+        started = time.monotonic()
+        try:
+            proc = subprocess.Popen(
+                args,
+                stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                env={},
+                preexec_fn=self._preexec,
+                start_new_session=True,
+                close_fds=True,
+            )
+        except OSError as e:
+            raise SandboxUnavailable(f"cannot start bubblewrap ({self._bwrap}): {e}") from e
+
+        def kill() -> None:
+            # bubblewrap's PID 1 dies with it (--die-with-parent), and the kernel then kills
+            # every process of the namespace; the cgroup sweep covers the instant in between.
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, 9)
+            _kill_cgroup(self._cgroup)
+
+        return pump(
+            proc,
+            stdin=stdin,
+            timeout=self.limits.default_timeout_s if timeout is None else timeout,
+            limits=self.limits,
+            blobs=self._blobs,
+            on_chunk=on_chunk,
+            kill=kill,
+            started=started,
+        )
+
+    def interactive_argv(
+        self,
+        command: str,
+        *,
+        env: Mapping[str, str] | None = None,
+        workdir: str | None = None,
+    ) -> list[str]:
+        lim = self.limits
+        inner = self._command_args(command, env, workdir)
+        prlimit = shutil.which("prlimit") or "/usr/bin/prlimit"
+        limited = [
+            prlimit,
+            f"--as={lim.memory_bytes}",
+            f"--fsize={lim.file_size_bytes}",
+            f"--nofile={lim.open_files}",
+            f"--nproc={lim.processes}",
+            "--core=0",
+            "--",
+            *inner,
+        ]
+        if self._cgroup is None:
+            return limited
+        procs = os.path.join(self._cgroup, "cgroup.procs")
+        return ["/bin/sh", "-c", 'echo $$ > "$0" && exec "$@"', procs, *limited]
+
+    # -- files ----------------------------------------------------------------------------
+
+    def _host(self, path: str) -> str:
+        if self._closed:
+            raise SandboxUnavailable(f"sandbox {self._state} is closed")
+        return resolve_host_path(path, WORKSPACE, self.merged)
+
+    def read_file(self, path: str) -> bytes:
+        host = self._host(path)
+        if os.path.isdir(host):
+            raise ToolError(f"{path!r} is a directory")
+        with open(host, "rb") as f:
+            return f.read()
+
+    def write_file(self, path: str, data: bytes, mode: int | None = None) -> None:
+        host = self._host(path)
+        if host == self.merged or os.path.isdir(host):
+            raise ToolError(f"{path!r} is a directory")
+        parent = os.path.dirname(host)
+        try:
+            os.makedirs(parent, exist_ok=True)
+        except (FileExistsError, NotADirectoryError) as e:
+            raise ToolError(f"cannot create the parent directory of {path!r}: {e}") from e
+        fd = os.open(host, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        if mode is not None:
+            os.chmod(host, mode & 0o7777)
+
+    # -- diffs ----------------------------------------------------------------------------
+
+    def _scan(self) -> UpperMap:
+        if self._closed:
+            raise SandboxUnavailable(f"sandbox {self._state} is closed")
+        return scan_overlay_upper(self.upper)
+
+    def snapshot(self) -> Snapshot:
+        return Snapshot(self._tracker.snapshot())
+
+    def diff(self, since: Snapshot) -> list[FileChange]:
+        return self._tracker.diff(since.token)
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    @property
+    def state_dir(self) -> str:
+        return self._state
+
+    @property
+    def cgroup(self) -> str | None:
+        return self._cgroup
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._finalizer()
+
+
+def _write_etc(etc: str) -> None:
+    os.mkdir(etc, 0o755)
+    u = SANDBOX_UID
+    files = {
+        "passwd": f"root:x:0:0:root:/root:/usr/sbin/nologin\n"
+        f"{SANDBOX_USER}:x:{u}:{u}:sandbox:{WORKSPACE}:/bin/bash\n"
+        "nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n",
+        "group": f"root:x:0:\n{SANDBOX_USER}:x:{u}:\nnogroup:x:65534:\n",
+        "hostname": "sandbox\n",
+        "hosts": "127.0.0.1\tlocalhost sandbox\n::1\tlocalhost ip6-localhost ip6-loopback\n",
+        "nsswitch.conf": "passwd: files\ngroup: files\nhosts: files\n",
+    }
+    for name, text in files.items():
+        Path(etc, name).write_text(text)
+    # Mount points for the read-only binds of the host's harmless /etc entries.
+    for name in _ETC_PASSTHROUGH:
+        src = os.path.join("/etc", name)
+        if os.path.isdir(src) and not os.path.islink(src):
+            os.mkdir(os.path.join(etc, name))
+        elif os.path.isfile(src):
+            Path(etc, name).touch()
+    # python3.11 and the like: found by prefix, the version varies between hosts.
+    for entry in os.listdir("/etc"):
+        if entry.startswith("python3."):
+            os.mkdir(os.path.join(etc, entry))
+
+
+def _mount_overlay(lower: str, upper: str, work: str, merged: str) -> None:
+    # redirect_dir/metacopy off: a renamed or chmod-ed template entry is then copied up whole,
+    # so the upper directory alone tells what changed (no redirect or metadata-only entries).
+    opts = (
+        f"lowerdir={lower},upperdir={upper},workdir={work},redirect_dir=off,metacopy=off,index=off"
+    )
+    rc = _libc.mount(b"overlay", merged.encode(), b"overlay", _MS_NOSUID | _MS_NODEV, opts.encode())
+    if rc != 0:
+        err = ctypes.get_errno()
+        raise SandboxUnavailable(
+            f"cannot mount the overlay workspace on {merged}: {os.strerror(err)} "
+            "(the local sandbox needs root and overlayfs)"
+        )
+
+
+def _cgroup_pids_root() -> str | None:
+    """The pids cgroup directory this process is in, if writable (v1 or v2)."""
+    try:
+        lines = Path("/proc/self/cgroup").read_text().splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        _, controllers, path = line.split(":", 2)
+        if "pids" in controllers.split(","):
+            base = os.path.join("/sys/fs/cgroup/pids", path.lstrip("/"))
+            if os.access(base, os.W_OK):
+                return base
+    for line in lines:
+        if line.startswith("0::"):
+            base = os.path.join("/sys/fs/cgroup", line[3:].lstrip("/"))
+            ctl = os.path.join(base, "cgroup.subtree_control")
+            try:
+                if "pids" in Path(ctl).read_text().split() and os.access(base, os.W_OK):
+                    return base
+            except OSError:
+                return None
+    return None
+
+
+def _make_pids_cgroup(name: str, max_pids: int) -> str | None:
+    root = _cgroup_pids_root()
+    if root is None:
+        return None
+    path = os.path.join(root, name)
+    try:
+        os.mkdir(path)
+        Path(path, "pids.max").write_text(str(max_pids))
+    except OSError as e:
+        log.warning("cannot create a pids cgroup under %s: %s", root, e)
+        _remove_cgroup(path)
+        return None
+    return path
+
+
+def _cgroup_pids(cgroup: str) -> list[int]:
+    try:
+        return [int(x) for x in Path(cgroup, "cgroup.procs").read_text().split()]
+    except (OSError, ValueError):
+        return []
+
+
+def _kill_cgroup(cgroup: str | None) -> None:
+    if cgroup is None:
+        return
+    for pid in _cgroup_pids(cgroup):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, 9)
+
+
+def _remove_cgroup(cgroup: str) -> None:
+    for _ in range(100):
+        _kill_cgroup(cgroup)
+        try:
+            os.rmdir(cgroup)
+            return
+        except FileNotFoundError:
+            return
+        except OSError:
+            time.sleep(0.01)  # processes still exiting
+    log.warning("could not remove cgroup %s", cgroup)
+
+
+def _cleanup(state: str, merged: str, cgroup: str | None, *, mounted: bool) -> None:
+    if cgroup is not None:
+        _remove_cgroup(cgroup)
+    if mounted and _libc.umount2(merged.encode(), 0) != 0:
+        # Still busy (an interactive process the caller did not end): detach it instead.
+        _libc.umount2(merged.encode(), _MNT_DETACH)
+    if mounted and os.path.ismount(merged):
+        log.warning("%s is still mounted; leaving %s in place", merged, state)
+        return
+    shutil.rmtree(state, ignore_errors=True)

@@ -1,0 +1,93 @@
+"""Mapping a workspace path (as a command inside the sandbox would name it) to a host path,
+refusing every way out of the workspace: `..`, absolute paths elsewhere, and symlinks whose
+target leaves it. Symlinks are resolved here, by hand, because the host would resolve an
+absolute link target against the host's root, not the sandbox's.
+"""
+
+from __future__ import annotations
+
+import os
+import posixpath
+import stat
+
+from ise_es.errors import ToolError
+
+__all__ = ["resolve_host_path", "workspace_relative"]
+
+_MAX_LINKS = 40
+
+
+def workspace_relative(path: str, workspace: str) -> list[str]:
+    """Components of `path` below `workspace`, lexically (no symlinks followed).
+
+    Raises:
+        ToolError: the path is empty, or lexically outside the workspace.
+    """
+    if not path or "\0" in path:
+        raise ToolError(f"invalid path {path!r}")
+    joined = path if path.startswith("/") else posixpath.join(workspace, path)
+    norm = posixpath.normpath(joined)
+    if norm == workspace:
+        return []
+    if not norm.startswith(workspace + "/"):
+        raise ToolError(f"path {path!r} is outside the workspace {workspace}")
+    return norm[len(workspace) + 1 :].split("/")
+
+
+def resolve_host_path(
+    path: str, workspace: str, host_root: str, *, follow_last: bool = True
+) -> str:
+    """The host path of `path`, with every symlink resolved inside the workspace.
+
+    Args:
+        workspace: the workspace as the sandbox sees it (e.g. /tmp/workspace).
+        host_root: the same directory as the host sees it.
+        follow_last: resolve a symlink in the last component too (False for lstat-like use).
+
+    Raises:
+        ToolError: the path, or a symlink on the way, leads outside the workspace.
+    """
+    todo = workspace_relative(path, workspace)
+    todo.reverse()
+    done: list[str] = []
+    links = 0
+    while todo:
+        part = todo.pop()
+        if part in ("", "."):
+            continue
+        if part == "..":
+            if not done:
+                raise ToolError(f"path {path!r} leads outside the workspace {workspace}")
+            done.pop()
+            continue
+        host = os.path.join(host_root, *done, part)
+        try:
+            st = os.lstat(host)
+        except FileNotFoundError:
+            done.append(part)
+            continue  # the rest does not exist yet: nothing more to follow
+        if stat.S_ISLNK(st.st_mode) and (todo or follow_last):
+            links += 1
+            if links > _MAX_LINKS:
+                raise ToolError(f"path {path!r}: too many levels of symbolic links")
+            target = os.readlink(host)
+            if target.startswith("/"):
+                rest = workspace_relative_or_none(target, workspace)
+                if rest is None:
+                    raise ToolError(
+                        f"path {path!r} is a symlink to {target!r}, outside the workspace"
+                    )
+                done = []
+                todo.extend(reversed(rest))
+            else:
+                todo.extend(reversed(target.split("/")))
+            continue
+        done.append(part)
+    return os.path.join(host_root, *done)
+
+
+def workspace_relative_or_none(path: str, workspace: str) -> list[str] | None:
+    try:
+        return workspace_relative(path, workspace)
+    except ToolError:
+        return None
