@@ -1,0 +1,100 @@
+"""PNG figures of the corpus statistics (matplotlib, headless Agg backend)."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # no display here or in CI; must precede pyplot's import
+
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.colors import LogNorm
+from matplotlib.figure import Figure
+
+from ise_es.projections.stats import CorpusStats
+
+__all__ = ["write_plots"]
+
+
+def _save(fig: Figure, path: Path) -> None:
+    # Write beside the target and rename, so a reader never sees half a PNG.
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        fig.savefig(tmp, dpi=120, bbox_inches="tight", format="png")
+        os.replace(tmp, path)
+    finally:
+        plt.close(fig)
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def _cooccurrence(stats: CorpusStats, path: Path) -> None:
+    names = stats.cooccurrence_tools
+    data = np.array(stats.cooccurrence, dtype=float) if names else np.zeros((1, 1))
+    size = max(5.0, 0.5 * len(names) + 2.5)
+    fig, ax = plt.subplots(figsize=(size + 1.5, size))
+    masked = np.ma.masked_less_equal(data, 0)
+    vmax = max(float(data.max()), 1.0)
+    image = ax.imshow(masked, cmap="viridis", norm=LogNorm(vmin=1, vmax=max(vmax, 10.0)))
+    ax.set_xticks(range(len(names)), names, rotation=45, ha="right")
+    ax.set_yticks(range(len(names)), names)
+    for i in range(len(names)):
+        for j in range(len(names)):
+            if data[i, j] > 0:
+                ax.text(
+                    j,
+                    i,
+                    f"{int(data[i, j])}",
+                    ha="center",
+                    va="center",
+                    fontsize=7,
+                    color="white" if data[i, j] < vmax**0.5 else "black",
+                )
+    fig.colorbar(image, ax=ax, label="trajectories using both tools (log10 scale)")
+    ax.set_title(f"Tool co-occurrence ({stats.trajectories} trajectories)")
+    _save(fig, path)
+
+
+def _histogram(values: list[int], title: str, xlabel: str, path: Path) -> None:
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    if values:
+        top = max(values)
+        low = min(values)
+        bins: list[float] | int = [b - 0.5 for b in range(low, top + 2)] if top - low <= 60 else 40
+        ax.hist(values, bins=bins, color="#3b75af", edgecolor="white")
+        mean = float(np.mean(values))
+        ax.axvline(mean, color="#c44e52", linestyle="--", label=f"mean {mean:.2f}")
+        ax.legend()
+    else:
+        ax.text(0.5, 0.5, "no trajectories", ha="center", va="center", transform=ax.transAxes)
+    ax.set_title(title)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("trajectories")
+    _save(fig, path)
+
+
+def write_plots(stats: CorpusStats, directory: str | Path) -> list[Path]:
+    """Write the figures into `directory` (created if missing); return their paths."""
+    out = Path(directory)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = [
+        out / "tool_cooccurrence.png",
+        out / "user_turns_hist.png",
+        out / "trajectory_depth_hist.png",
+        out / "tool_calls_hist.png",
+    ]
+    _cooccurrence(stats, paths[0])
+    _histogram(stats.user_turn_values, "User turns per trajectory", "user turns", paths[1])
+    _histogram(
+        stats.dialogue_turn_values,
+        "Trajectory depth (dialogue turns: user + assistant + tool messages)",
+        "dialogue turns",
+        paths[2],
+    )
+    _histogram(stats.tool_call_values, "Tool calls per trajectory", "tool calls", paths[3])
+    return paths

@@ -1,0 +1,183 @@
+"""A session stream folded into the shape every projection reads.
+
+`fold_session` is a pure function of one `session-<id>` stream's events (in version order).
+Output chunks and HTTP exchanges are skipped: a tool message is `ToolCallFinished.result_text`,
+exactly what the agent saw, and the raw bytes stay in the log for replay.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from ise_es.events import (
+    AgentMessage,
+    FsDiff,
+    ModelCall,
+    SessionEnded,
+    SessionStarted,
+    ToolCallFinished,
+    ToolCallStarted,
+    UserTurn,
+)
+from ise_es.store.base import StoredEvent
+
+__all__ = [
+    "FAILED_STATUSES",
+    "SESSION_EVENT_TYPES",
+    "AgentStep",
+    "Entry",
+    "SessionView",
+    "call_failed",
+    "fold_session",
+    "function_schemas",
+    "session_id_of",
+]
+
+SESSION_EVENT_TYPES = (
+    "session_started",
+    "user_turn",
+    "model_call",
+    "agent_message",
+    "tool_call_started",
+    "tool_call_finished",
+    "fs_diff",
+    "session_ended",
+)
+"""The event types a session fold reads (chunks and HTTP exchanges are not needed)."""
+
+FAILED_STATUSES = frozenset({"error", "failed", "failure", "timeout", "timed_out", "killed"})
+
+
+def call_failed(finished: ToolCallFinished) -> bool:
+    """Whether a tool call failed, from every signal it carries.
+
+    `is_error` alone misses commands that ran and failed (a non-zero exit code, or a `details`
+    status of error/failed): the reference converter's `success` came from `isError` alone and
+    so called failed commands successful.
+    """
+    if finished.is_error or finished.timed_out or finished.signal is not None:
+        return True
+    if finished.exit_code not in (None, 0):
+        return True
+    details = finished.details
+    status = details.get("status")
+    if isinstance(status, str) and status.lower() in FAILED_STATUSES:
+        return True
+    code = details.get("exitCode")
+    return isinstance(code, int) and not isinstance(code, bool) and code != 0
+
+
+def session_id_of(stream_id: str) -> str:
+    return stream_id.removeprefix("session-")
+
+
+@dataclass(slots=True)
+class AgentStep:
+    """One agent message and the model call that produced it (None for imported gaps)."""
+
+    message: AgentMessage
+    model_call: ModelCall | None = None
+
+
+Entry = UserTurn | AgentStep | ToolCallFinished
+
+
+@dataclass(slots=True)
+class SessionView:
+    """One session as projections see it. `entries` keeps log order."""
+
+    stream_id: str
+    started: SessionStarted | None = None
+    ended: SessionEnded | None = None
+    entries: list[Entry] = field(default_factory=list)
+    closing: UserTurn | None = None
+    """The simulator's closing turn (completed=True): not a user message in SFT."""
+    tool_starts: dict[str, ToolCallStarted] = field(default_factory=dict)
+    diffs: dict[str, list[FsDiff]] = field(default_factory=dict)
+    model_calls: list[ModelCall] = field(default_factory=list)
+    first_version: int = 0
+    last_version: int = 0
+    last_position: int = 0
+
+    @property
+    def session_id(self) -> str:
+        return self.started.session_id if self.started else session_id_of(self.stream_id)
+
+    @property
+    def status(self) -> str | None:
+        """The SessionEnded status, or None while the session is still open."""
+        return self.ended.status if self.ended else None
+
+    @property
+    def intent_id(self) -> str:
+        return self.started.intent_id if self.started else ""
+
+    @property
+    def complete(self) -> bool:
+        """The fold saw the stream from its first event."""
+        return self.first_version == 1
+
+    def user_turns(self) -> list[UserTurn]:
+        return [e for e in self.entries if isinstance(e, UserTurn)]
+
+    def agent_steps(self) -> list[AgentStep]:
+        return [e for e in self.entries if isinstance(e, AgentStep)]
+
+    def results(self) -> list[ToolCallFinished]:
+        return [e for e in self.entries if isinstance(e, ToolCallFinished)]
+
+    def tool_call_count(self) -> int:
+        return sum(len(e.message.tool_calls) for e in self.entries if isinstance(e, AgentStep))
+
+
+def fold_session(events: Iterable[StoredEvent], stream_id: str | None = None) -> SessionView:
+    """Fold one session stream's events (version order) into a `SessionView`."""
+    view = SessionView(stream_id=stream_id or "")
+    pending_call: ModelCall | None = None
+    for stored in events:
+        if not view.stream_id:
+            view.stream_id = stored.stream_id
+        if not view.first_version:
+            view.first_version = stored.version
+        view.last_version = stored.version
+        view.last_position = max(view.last_position, stored.position)
+        data = stored.data
+        if isinstance(data, SessionStarted):
+            view.started = data
+        elif isinstance(data, UserTurn):
+            if data.completed:
+                view.closing = data
+            else:
+                view.entries.append(data)
+        elif isinstance(data, ModelCall):
+            view.model_calls.append(data)
+            if data.role == "agent":
+                pending_call = data
+        elif isinstance(data, AgentMessage):
+            view.entries.append(AgentStep(data, pending_call))
+            pending_call = None
+        elif isinstance(data, ToolCallStarted):
+            view.tool_starts[data.call_id] = data
+        elif isinstance(data, ToolCallFinished):
+            view.entries.append(data)
+        elif isinstance(data, FsDiff):
+            view.diffs.setdefault(data.call_id, []).append(data)
+        elif isinstance(data, SessionEnded):
+            view.ended = data
+    return view
+
+
+def function_schemas(started: SessionStarted | None) -> list[dict[str, Any]]:
+    """The agent's tools as OpenAI function schemas `{type: function, function: {...}}`,
+    whether they were recorded wrapped or bare `{name, description, parameters}`."""
+    if started is None:
+        return []
+    out: list[dict[str, Any]] = []
+    for schema in started.tool_schemas:
+        if isinstance(schema.get("function"), dict):
+            out.append({"type": "function", "function": schema["function"]})
+        else:
+            out.append({"type": "function", "function": schema})
+    return out

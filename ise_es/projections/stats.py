@@ -1,0 +1,361 @@
+"""Corpus statistics: the paper's Table 3 and the tool-use analyses beside it.
+
+Two halves, so the read model can be incremental: `summarize_session` is a pure function of one
+session (stored per session), and `corpus_stats` aggregates any number of those summaries (and
+replay verdicts) into the report. Table 3 is computed over the trajectories kept by `status`
+(completed ones by default: completion gating); completion rate is completed sessions over
+ended sessions.
+
+Failure -> recovery: a failed tool call (see `call_failed`) is recovered when a later call of
+the same tool in the same user turn succeeds.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections import Counter
+from collections.abc import Iterable
+from typing import Any
+
+import msgspec
+
+from ise_es.events import UserTurn
+from ise_es.projections.session import AgentStep, SessionView, call_failed
+
+__all__ = [
+    "CorpusStats",
+    "ReplaySummary",
+    "SessionSummary",
+    "corpus_stats",
+    "summarize_session",
+]
+
+TOP_TRIGRAMS = 10
+
+
+class SessionSummary(msgspec.Struct, frozen=True, kw_only=True):
+    """What statistics need from one session (the stats read model's row)."""
+
+    session_id: str
+    stream_id: str
+    intent_id: str
+    status: str | None
+    user_turns: int
+    dialogue_turns: int
+    """User, assistant and tool messages (the system prompt and closing turn excluded)."""
+    tool_calls: int
+    tool_sequence: list[str]
+    think_messages: int
+    """Assistant messages carrying reasoning (think tags once rendered)."""
+    domains: int = 0
+    tasks: int = 0
+    intent_tools: int = 0
+    complexity: str | None = None
+    exit_codes: dict[str, int] = {}
+    failed_calls: int = 0
+    recovered_calls: int = 0
+    agent_prompt_tokens: int = 0
+    agent_completion_tokens: int = 0
+    agent_reasoning_tokens: int = 0
+    user_prompt_tokens: int = 0
+    user_completion_tokens: int = 0
+    model_calls: int = 0
+
+
+class ReplaySummary(msgspec.Struct, frozen=True, kw_only=True):
+    replay_id: str
+    source_stream: str
+    status: str
+    determinism: float
+
+
+def _count(value: Any) -> int:
+    return len(value) if isinstance(value, list | tuple | dict) else 0
+
+
+def summarize_session(view: SessionView) -> SessionSummary:
+    record = view.started.intent_record if view.started else {}
+    sequence: list[str] = []
+    exit_codes: Counter[str] = Counter()
+    failed = recovered = think = dialogue = users = 0
+    # (turn, tool) -> number of failures still waiting for a success of that tool in that turn
+    waiting: Counter[tuple[int, str]] = Counter()
+    turn = 0
+    for entry in view.entries:
+        dialogue += 1
+        if isinstance(entry, UserTurn):
+            turn = entry.turn
+            users += 1
+        elif isinstance(entry, AgentStep):
+            if entry.message.reasoning:
+                think += 1
+            sequence.extend(c.name for c in entry.message.tool_calls)
+        else:
+            if entry.exit_code is not None:
+                exit_codes[str(entry.exit_code)] += 1
+            key = (turn, entry.tool)
+            if call_failed(entry):
+                failed += 1
+                waiting[key] += 1
+            elif waiting[key]:
+                recovered += waiting.pop(key)
+    usage = Counter[str]()
+    for call in view.model_calls:
+        if call.role == "agent":
+            usage["agent_prompt"] += call.usage.prompt_tokens
+            usage["agent_completion"] += call.usage.completion_tokens
+            usage["agent_reasoning"] += call.usage.reasoning_tokens or 0
+        elif call.role == "user":
+            usage["user_prompt"] += call.usage.prompt_tokens
+            usage["user_completion"] += call.usage.completion_tokens
+    tools = record.get("tools", record.get("tools_used", []))
+    complexity = record.get("complexity")
+    return SessionSummary(
+        session_id=view.session_id,
+        stream_id=view.stream_id,
+        intent_id=view.intent_id,
+        status=view.status,
+        user_turns=users,
+        dialogue_turns=dialogue,
+        tool_calls=len(sequence),
+        tool_sequence=sequence,
+        think_messages=think,
+        domains=_count(record.get("domains")),
+        tasks=_count(record.get("tasks")),
+        intent_tools=_count(tools),
+        complexity=complexity if isinstance(complexity, str) else None,
+        exit_codes=dict(exit_codes),
+        failed_calls=failed,
+        recovered_calls=recovered,
+        agent_prompt_tokens=usage["agent_prompt"],
+        agent_completion_tokens=usage["agent_completion"],
+        agent_reasoning_tokens=usage["agent_reasoning"],
+        user_prompt_tokens=usage["user_prompt"],
+        user_completion_tokens=usage["user_completion"],
+        model_calls=len(view.model_calls),
+    )
+
+
+class Distribution(msgspec.Struct, kw_only=True):
+    avg: float
+    median: float
+    max: int
+    min: int
+
+
+def _dist(values: list[int]) -> Distribution:
+    if not values:
+        return Distribution(avg=0.0, median=0.0, max=0, min=0)
+    return Distribution(
+        avg=round(statistics.fmean(values), 2),
+        median=float(statistics.median(values)),
+        max=max(values),
+        min=min(values),
+    )
+
+
+class CorpusStats(msgspec.Struct, kw_only=True):
+    status_filter: str
+    sessions: int
+    sessions_by_status: dict[str, int]
+    ended_sessions: int
+    complete_trajectories: int
+    completion_rate: float
+    """Completed sessions / ended sessions."""
+    trajectories: int
+    """Sessions kept by `status_filter` (Table 3 is over these)."""
+    unique_intents: int
+    user_turns: Distribution
+    share_6_to_10_user_turns: float
+    dialogue_turns: Distribution
+    tool_calls: Distribution
+    unique_tools: Distribution
+    think_tags: Distribution
+    domains_avg: float
+    tasks_avg: float
+    tools_avg: float
+    complexity_mix: dict[str, float]
+    total_tool_calls: int
+    tool_shares: dict[str, float]
+    top_trigrams: list[tuple[list[str], int]]
+    cooccurrence_tools: list[str]
+    cooccurrence: list[list[int]]
+    """[i][j]: trajectories using both tools i and j; the diagonal counts single tools."""
+    exit_codes: dict[str, int]
+    failed_calls: int
+    recovered_calls: int
+    recovery_rate: float
+    tokens: dict[str, int]
+    tokens_per_trajectory: dict[str, float]
+    replays: int
+    replay_statuses: dict[str, int]
+    determinism_rate: float | None
+    """Mean determinism over replays; None when nothing was replayed."""
+    user_turn_values: list[int] = []
+    dialogue_turn_values: list[int] = []
+    tool_call_values: list[int] = []
+
+    def lines(self) -> list[str]:
+        """A human-readable report (Table 3 first)."""
+        ut, dt = self.user_turns, self.dialogue_turns
+        out = [
+            f"Table 3 (status: {self.status_filter}; {self.trajectories} trajectories)",
+            f"  unique intents                 {self.unique_intents}",
+            f"  complete trajectories          {self.complete_trajectories}",
+            f"  completion rate                {100 * self.completion_rate:.2f}% "
+            f"of {self.ended_sessions} ended sessions",
+            f"  user turns avg/median/max      {ut.avg:.2f} / {ut.median:g} / {ut.max}",
+            f"  share with 6-10 user turns     {100 * self.share_6_to_10_user_turns:.2f}%",
+            f"  dialogue turns avg/max         {dt.avg:.2f} / {dt.max}",
+            f"  tool calls per trajectory      {self.tool_calls.avg:.2f}",
+            f"  unique tools per trajectory    {self.unique_tools.avg:.2f}",
+            f"  think tags per trajectory      {self.think_tags.avg:.2f}",
+            f"  domains x tasks x tools        {self.domains_avg:.2f} x {self.tasks_avg:.2f} x "
+            f"{self.tools_avg:.2f}",
+            "  complexity mix                 "
+            + (", ".join(f"{k} {100 * v:.1f}%" for k, v in self.complexity_mix.items()) or "n/a"),
+            "",
+            f"Tool shares ({self.total_tool_calls} calls): "
+            + ", ".join(f"{k} {100 * v:.1f}%" for k, v in self.tool_shares.items()),
+            "Top tool-call trigrams:",
+        ]
+        out += [f"  {'-'.join(t)}  {n}" for t, n in self.top_trigrams] or ["  (none)"]
+        out.append(
+            "Exit codes: "
+            + (", ".join(f"{k}: {v}" for k, v in self.exit_codes.items()) or "(none)")
+        )
+        out.append(
+            f"Failure -> recovery: {self.failed_calls} failed calls, {self.recovered_calls} "
+            f"recovered ({100 * self.recovery_rate:.1f}%)"
+        )
+        out.append(
+            "Tokens: "
+            + ", ".join(f"{k} {v}" for k, v in self.tokens.items())
+            + " (per trajectory: "
+            + ", ".join(f"{k} {v:.0f}" for k, v in self.tokens_per_trajectory.items())
+            + ")"
+        )
+        if self.replays:
+            out.append(
+                f"Replays: {self.replays}, determinism rate "
+                f"{100 * (self.determinism_rate or 0):.2f}% ("
+                + ", ".join(f"{k} {v}" for k, v in self.replay_statuses.items())
+                + ")"
+            )
+        else:
+            out.append("Replays: none recorded, so no determinism rate (run `ise-es replay`)")
+        return out
+
+
+def corpus_stats(
+    summaries: Iterable[SessionSummary],
+    replays: Iterable[ReplaySummary] = (),
+    *,
+    status: str = "completed",
+) -> CorpusStats:
+    """Aggregate per-session summaries (any order) into the corpus report."""
+    by_status: Counter[str] = Counter()
+    intents: set[str] = set()
+    user_turns: list[int] = []
+    dialogue: list[int] = []
+    calls: list[int] = []
+    unique: list[int] = []
+    think: list[int] = []
+    domains: list[int] = []
+    tasks: list[int] = []
+    tools: list[int] = []
+    complexity: Counter[str] = Counter()
+    shares: Counter[str] = Counter()
+    trigrams: Counter[tuple[str, str, str]] = Counter()
+    pairs: Counter[tuple[str, str]] = Counter()
+    exit_codes: Counter[str] = Counter()
+    tokens: Counter[str] = Counter()
+    failed = recovered = 0
+    for s in summaries:
+        by_status[s.status or "open"] += 1
+        if status != "any" and s.status != status:
+            continue
+        intents.add(s.intent_id)
+        user_turns.append(s.user_turns)
+        dialogue.append(s.dialogue_turns)
+        calls.append(s.tool_calls)
+        used = sorted(set(s.tool_sequence))
+        unique.append(len(used))
+        think.append(s.think_messages)
+        domains.append(s.domains)
+        tasks.append(s.tasks)
+        tools.append(s.intent_tools)
+        if s.complexity:
+            complexity[s.complexity] += 1
+        shares.update(s.tool_sequence)
+        seq = s.tool_sequence
+        trigrams.update(zip(seq, seq[1:], seq[2:], strict=False))
+        for i, a in enumerate(used):
+            for b in used[i:]:
+                pairs[(a, b)] += 1
+        exit_codes.update(s.exit_codes)
+        failed += s.failed_calls
+        recovered += s.recovered_calls
+        tokens["agent_prompt"] += s.agent_prompt_tokens
+        tokens["agent_completion"] += s.agent_completion_tokens
+        tokens["agent_reasoning"] += s.agent_reasoning_tokens
+        tokens["user_prompt"] += s.user_prompt_tokens
+        tokens["user_completion"] += s.user_completion_tokens
+    n = len(user_turns)
+    total_calls = sum(shares.values())
+    names = sorted(shares, key=lambda t: (-shares[t], t))
+    index = {name: i for i, name in enumerate(names)}
+    matrix = [[0] * len(names) for _ in names]
+    for (a, b), count in pairs.items():
+        matrix[index[a]][index[b]] = matrix[index[b]][index[a]] = count
+    ended = sum(v for k, v in by_status.items() if k != "open")
+    replay_list = list(replays)
+    replay_statuses = Counter(r.status for r in replay_list)
+
+    def avg(values: list[int]) -> float:
+        return round(statistics.fmean(values), 2) if values else 0.0
+
+    return CorpusStats(
+        status_filter=status,
+        sessions=sum(by_status.values()),
+        sessions_by_status=dict(sorted(by_status.items())),
+        ended_sessions=ended,
+        complete_trajectories=by_status.get("completed", 0),
+        completion_rate=by_status.get("completed", 0) / ended if ended else 0.0,
+        trajectories=n,
+        unique_intents=len(intents),
+        user_turns=_dist(user_turns),
+        share_6_to_10_user_turns=sum(1 for u in user_turns if 6 <= u <= 10) / n if n else 0.0,
+        dialogue_turns=_dist(dialogue),
+        tool_calls=_dist(calls),
+        unique_tools=_dist(unique),
+        think_tags=_dist(think),
+        domains_avg=avg(domains),
+        tasks_avg=avg(tasks),
+        tools_avg=avg(tools),
+        complexity_mix={
+            k: complexity[k] / n for k in sorted(complexity, key=lambda c: (-complexity[c], c))
+        },
+        total_tool_calls=total_calls,
+        tool_shares={t: shares[t] / total_calls for t in names},
+        top_trigrams=[
+            (list(t), c)
+            for t, c in sorted(trigrams.items(), key=lambda kv: (-kv[1], kv[0]))[:TOP_TRIGRAMS]
+        ],
+        cooccurrence_tools=names,
+        cooccurrence=matrix,
+        exit_codes=dict(sorted(exit_codes.items(), key=lambda kv: (-kv[1], kv[0]))),
+        failed_calls=failed,
+        recovered_calls=recovered,
+        recovery_rate=recovered / failed if failed else 0.0,
+        tokens=dict(tokens),
+        tokens_per_trajectory={k: v / n for k, v in tokens.items()} if n else {},
+        replays=len(replay_list),
+        replay_statuses=dict(sorted(replay_statuses.items())),
+        determinism_rate=(
+            statistics.fmean(r.determinism for r in replay_list) if replay_list else None
+        ),
+        user_turn_values=user_turns,
+        dialogue_turn_values=dialogue,
+        tool_call_values=calls,
+    )
