@@ -77,7 +77,7 @@ class _Part(msgspec.Struct, frozen=True, kw_only=True):
 # --------------------------------------------------------------------------------------------
 
 
-class ModelSpec(_Part):
+class ModelSpec(_Part, frozen=True):
     """One LLM role's configuration as it was used (never the API key itself)."""
 
     role: str
@@ -90,7 +90,7 @@ class ModelSpec(_Part):
     max_tokens: int | None = None
 
 
-class ToolCall(_Part):
+class ToolCall(_Part, frozen=True):
     """One tool call as the model emitted it."""
 
     id: str
@@ -99,7 +99,7 @@ class ToolCall(_Part):
     """The arguments exactly as emitted: a JSON string, possibly malformed."""
 
 
-class Usage(_Part):
+class Usage(_Part, frozen=True):
     """Token usage reported by the server for one model call."""
 
     prompt_tokens: int = 0
@@ -108,7 +108,7 @@ class Usage(_Part):
     reasoning_tokens: int | None = None
 
 
-class FileChange(_Part):
+class FileChange(_Part, frozen=True):
     """One path that a tool call changed in the workspace."""
 
     path: str
@@ -133,7 +133,7 @@ ChunkStream = Literal["stdout", "stderr"]
 # --------------------------------------------------------------------------------------------
 
 
-class SessionStarted(_Base, tag="session_started"):
+class SessionStarted(_Base, frozen=True, tag="session_started"):
     """A recording session began: everything needed to understand and replay it."""
 
     session_id: str
@@ -162,7 +162,7 @@ class SessionStarted(_Base, tag="session_started"):
     digest."""
 
 
-class UserTurn(_Base, tag="user_turn"):
+class UserTurn(_Base, frozen=True, tag="user_turn"):
     """The user simulator's output for one turn."""
 
     turn: int
@@ -175,7 +175,7 @@ class UserTurn(_Base, tag="user_turn"):
     """The simulator's raw output before parsing."""
 
 
-class ModelCall(_Base, tag="model_call"):
+class ModelCall(_Base, frozen=True, tag="model_call"):
     """One request/response exchange with an LLM (including failed attempts' record)."""
 
     role: str
@@ -197,7 +197,7 @@ class ModelCall(_Base, tag="model_call"):
     """Set when the call failed after all retries."""
 
 
-class AgentMessage(_Base, tag="agent_message"):
+class AgentMessage(_Base, frozen=True, tag="agent_message"):
     """What the agent said in one step: text, hidden reasoning, and the tool calls it made."""
 
     turn: int
@@ -208,7 +208,7 @@ class AgentMessage(_Base, tag="agent_message"):
     tool_calls: list[ToolCall] = []
 
 
-class ToolCallStarted(_Base, tag="tool_call_started"):
+class ToolCallStarted(_Base, frozen=True, tag="tool_call_started"):
     """A tool call began executing in the sandbox."""
 
     call_id: str
@@ -221,7 +221,7 @@ class ToolCallStarted(_Base, tag="tool_call_started"):
     """0-based position of this call among all tool calls of the session."""
 
 
-class OutputChunk(_Base, tag="output_chunk"):
+class OutputChunk(_Base, frozen=True, tag="output_chunk"):
     """A piece of a running tool call's stdout or stderr, as it arrived.
 
     Chunks are at most 64 KiB; past the recorder's head limit they stop and the full output
@@ -235,7 +235,7 @@ class OutputChunk(_Base, tag="output_chunk"):
     data: bytes
 
 
-class HttpExchange(_Base, tag="http_exchange"):
+class HttpExchange(_Base, frozen=True, tag="http_exchange"):
     """A web request a tool made through the host gateway, kept so replay is hermetic."""
 
     call_id: str
@@ -248,7 +248,7 @@ class HttpExchange(_Base, tag="http_exchange"):
     error: str | None = None
 
 
-class ToolCallFinished(_Base, tag="tool_call_finished"):
+class ToolCallFinished(_Base, frozen=True, tag="tool_call_finished"):
     """A tool call ended; `result_text` is exactly what the agent saw."""
 
     call_id: str
@@ -271,14 +271,14 @@ class ToolCallFinished(_Base, tag="tool_call_finished"):
     """Structured details beside the text (status, cwd, process session id...)."""
 
 
-class FsDiff(_Base, tag="fs_diff"):
+class FsDiff(_Base, frozen=True, tag="fs_diff"):
     """The workspace changes caused by one tool call (empty `changes` is not recorded)."""
 
     call_id: str
     changes: list[FileChange]
 
 
-class SessionEnded(_Base, tag="session_ended"):
+class SessionEnded(_Base, frozen=True, tag="session_ended"):
     """The session is over. Only `completed` sessions are trajectories by default."""
 
     status: Literal["completed", "turn_cap", "stalled", "error", "interrupted"]
@@ -292,7 +292,7 @@ class SessionEnded(_Base, tag="session_ended"):
 # --------------------------------------------------------------------------------------------
 
 
-class ReplayStarted(_Base, tag="replay_started"):
+class ReplayStarted(_Base, frozen=True, tag="replay_started"):
     """A replay of a recorded session began in a fresh sandbox."""
 
     replay_id: str
@@ -305,7 +305,7 @@ class ReplayStarted(_Base, tag="replay_started"):
     normalizers: list[str] = []
 
 
-class StepReplayed(_Base, tag="step_replayed"):
+class StepReplayed(_Base, frozen=True, tag="step_replayed"):
     """The verdict for one re-executed tool call."""
 
     index: int
@@ -319,7 +319,7 @@ class StepReplayed(_Base, tag="step_replayed"):
     """True when an earlier step diverged, so this one may be a consequence."""
 
 
-class ReplayEnded(_Base, tag="replay_ended"):
+class ReplayEnded(_Base, frozen=True, tag="replay_ended"):
     """A replay finished (or could not go on)."""
 
     status: Literal["reproduced", "equivalent", "diverged", "failed"]
@@ -335,7 +335,7 @@ class ReplayEnded(_Base, tag="replay_ended"):
 # --------------------------------------------------------------------------------------------
 
 
-class IntentSampled(_Base, tag="intent_sampled"):
+class IntentSampled(_Base, frozen=True, tag="intent_sampled"):
     """A structured intent tuple drawn by the seeded 4D sampler."""
 
     intent_id: str
@@ -348,7 +348,7 @@ class IntentSampled(_Base, tag="intent_sampled"):
     pool_digest: str | None = None
 
 
-class IntentRendered(_Base, tag="intent_rendered"):
+class IntentRendered(_Base, frozen=True, tag="intent_rendered"):
     """The natural-language request rendered for a sampled (or imported) intent."""
 
     intent_id: str
@@ -360,7 +360,7 @@ class IntentRendered(_Base, tag="intent_rendered"):
     text_digest: str = ""
 
 
-class IntentImported(_Base, tag="intent_imported"):
+class IntentImported(_Base, frozen=True, tag="intent_imported"):
     """An intent read from a reference-schema JSONL file, kept as it was written."""
 
     intent_id: str
@@ -369,7 +369,7 @@ class IntentImported(_Base, tag="intent_imported"):
     source_line: int = 0
 
 
-class IntentRejected(_Base, tag="intent_rejected"):
+class IntentRejected(_Base, frozen=True, tag="intent_rejected"):
     """An intent that will not be recorded, and why."""
 
     intent_id: str
@@ -379,7 +379,7 @@ class IntentRejected(_Base, tag="intent_rejected"):
     detail: str = ""
 
 
-class PersonaPoolFrozen(_Base, tag="persona_pool_frozen"):
+class PersonaPoolFrozen(_Base, frozen=True, tag="persona_pool_frozen"):
     """A validated, deduplicated persona pool, frozen under a digest."""
 
     pool_id: str

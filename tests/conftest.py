@@ -88,6 +88,8 @@ def _fresh_url(
         path = tmp_path / "store.db"
         if migrated:
             shutil.copyfile(request.getfixturevalue("sqlite_template"), path)
+        else:
+            path.touch()
         yield f"sqlite:///{path}"
         return
     dbs: PgDatabases = request.getfixturevalue("pg_databases")

@@ -115,7 +115,8 @@ def connect_engines(url: str) -> Engines:
         max_overflow=8,
         pool_pre_ping=False,
         connect_args={
-            "options": f"-c idle_in_transaction_session_timeout={PG_IDLE_IN_TRANSACTION_TIMEOUT_MS}",
+            "options": "-c idle_in_transaction_session_timeout="
+            f"{PG_IDLE_IN_TRANSACTION_TIMEOUT_MS}",
             "connect_timeout": 10,
         },
     )

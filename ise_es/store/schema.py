@@ -30,6 +30,9 @@ class XID8(UserDefinedType[str]):
         return "xid8"
 
 
+# Let reflection (alembic's drift check, sa.inspect) recognise the column type.
+postgresql.base.ischema_names["xid8"] = XID8
+
 metadata = sa.MetaData()
 
 PositionType = sa.BigInteger().with_variant(sa.Integer(), "sqlite")

@@ -37,6 +37,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
@@ -44,7 +45,7 @@ import zstandard
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from ise_es.errors import BlobNotFound, ConcurrencyError, DuplicateEventId
+from ise_es.errors import BlobNotFound, ConcurrencyError, DuplicateEventId, StoreUnavailable
 from ise_es.events import Event, decode_payload, encode_checked
 from ise_es.store.base import (
     AppendResult,
@@ -140,12 +141,23 @@ class SqlEventStore:
         if check_schema:
             from ise_es.store.migrate import check_at_head
 
+            if self.dialect == "sqlite":
+                path = sa.make_url(url).database or ""
+                if not Path(path).exists():
+                    self.close()
+                    raise StoreUnavailable(
+                        f"no store at {path}: create it with `ise-es db upgrade --db {url}`"
+                    )
+
             try:
                 with self._engines.read.connect() as conn:
                     check_at_head(conn)
             except sa.exc.OperationalError as e:
                 self.close()
                 raise describe_unavailable(url, e) from e
+            except BaseException:
+                self.close()
+                raise
 
     # ------------------------------------------------------------------ writing
 
@@ -295,7 +307,7 @@ class SqlEventStore:
             ) from None
         if isinstance(error, ConcurrencyError):
             raise error
-        raise ConcurrencyError(f"concurrent append to {stream_id}: {error.orig}") from error
+        raise ConcurrencyError(f"concurrent append to {stream_id}: {error}") from error
 
     # ------------------------------------------------------------------ heads
 
@@ -524,7 +536,8 @@ class SqlEventStore:
                 expected_version += 1
                 if row.version != expected_version:
                     problems.append(
-                        f"stream {current} version {expected_version}: missing (next is {row.version})"
+                        f"stream {current} version {expected_version}: missing "
+                        f"(next is {row.version})"
                     )
                     broken = current
                     continue
@@ -564,7 +577,7 @@ class SqlEventStore:
         self.close()
 
 
-def _stored(row: sa.Row[Any]) -> StoredEvent:
+def _stored(row: Any) -> StoredEvent:
     return StoredEvent(
         position=row.position,
         stream_id=row.stream_id,

@@ -154,9 +154,11 @@ def test_blobs_written_with_the_events_that_cite_them(store: SqlEventStore) -> N
 )
 def test_database_rejects_updates_and_deletes(store: SqlEventStore, statement: str) -> None:
     store.append("session-a", turns("a"), 0, blobs=[b"some blob"])
-    with pytest.raises(sa.exc.DatabaseError, match="append-only"):
-        with store._engines.write.begin() as conn:
-            conn.execute(sa.text(statement))
+    with (
+        pytest.raises(sa.exc.DatabaseError, match="append-only"),
+        store._engines.write.begin() as conn,
+    ):
+        conn.execute(sa.text(statement))
     assert len(store.read_stream("session-a")) == 1
     assert store.verify().ok
 
