@@ -1,0 +1,1 @@
+"""Stage 2: the role-locked user simulator, the agent loop and the session recorder."""
