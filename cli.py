@@ -204,5 +204,40 @@ def schemas_export(directory: str) -> None:
         click.echo(f"wrote {path}")
 
 
+# ----------------------------------------------------------------------------- demo
+
+
+@main.command()
+@db_option
+@reports_errors
+def demo(db_url: str) -> None:
+    """Append a small demo session to the store, read it back and verify it.
+
+    \b
+    Example:
+        ise-es demo --db sqlite:///out/demo.db
+    """
+    import uuid
+
+    from ise_es.events import SessionEnded, SessionStarted, UserTurn
+    from ise_es.store.sql import open_store
+
+    session = uuid.uuid4().hex[:12]
+    with open_store(db_url) as store:
+        store.append(
+            f"session-{session}",
+            [
+                SessionStarted(session_id=session, intent_id="demo", intent="Say hello"),
+                UserTurn(turn=1, text="Say hello"),
+                SessionEnded(status="completed", reason="demo", user_turns=1),
+            ],
+            0,
+        )
+        for event in store.read_stream(f"session-{session}"):
+            click.echo(f"{event.position:>6} {event.stream_id} v{event.version} {event.type}")
+        report = store.verify()
+    click.echo(f"verified {report.streams} streams, {report.events} events")
+
+
 if __name__ == "__main__":
     main()
