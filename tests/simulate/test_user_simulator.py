@@ -377,6 +377,16 @@ def test_agent_reasoning_and_tool_output_never_reach_the_simulator(
     assert json.loads(seen[0].body)["messages"][1]["content"].count("[Assistant]") == 3
 
 
+def test_scripted_user_turn_helper_satisfies_the_contract(
+    openai_server: ScriptedOpenAIServer, make_simulator: MakeSimulator
+) -> None:
+    openai_server.script(MODEL, Reply.user_turn("List the logs.", reason="start"))
+
+    turn = make_simulator().next_turn([])
+
+    assert (turn.ok, turn.query, turn.reason) == (True, "List the logs.", "start")
+
+
 def test_turn_number_and_last_turn_instruction(
     openai_server: ScriptedOpenAIServer, make_simulator: MakeSimulator
 ) -> None:

@@ -77,6 +77,12 @@ class Reply:
             **kw,
         )
 
+    @staticmethod
+    def user_turn(query: str, *, completed: bool = False, reason: str = "scripted") -> Reply:
+        """A user-simulator answer: the JSON object the simulator's contract asks for."""
+        body = {"completed": completed, "query": query, "reason": reason}
+        return Reply(content=json.dumps(body))
+
 
 @dataclass(frozen=True)
 class Error:
