@@ -346,6 +346,10 @@ class IntentSampled(_Base, frozen=True, tag="intent_sampled"):
     tools: list[str] = []
     seed: int | None = None
     pool_digest: str | None = None
+    pool_id: str | None = None
+    """The frozen persona pool the persona was drawn from (stream persona-pool-<pool_id>)."""
+    index: int | None = None
+    """The draw's number within its seed: (seed, pool, index) reproduces the tuple."""
 
 
 class IntentRendered(_Base, frozen=True, tag="intent_rendered"):
@@ -358,6 +362,8 @@ class IntentRendered(_Base, frozen=True, tag="intent_rendered"):
     model: str | None = None
     attempts: int = 1
     text_digest: str = ""
+    problems: list[str] = []
+    """Why each earlier attempt was rejected by the validator (empty when the first passed)."""
 
 
 class IntentImported(_Base, frozen=True, tag="intent_imported"):

@@ -43,22 +43,32 @@ def text_key(text: str) -> str:
     return hashlib.sha256(normalize_text(text).encode()).hexdigest()
 
 
-_MERSENNE = np.uint64((1 << 61) - 1)
+_MIX1 = np.uint64(0xBF58476D1CE4E5B9)
+_MIX2 = np.uint64(0x94D049BB133111EB)
+
+
+def _mix(x: npt.NDArray[np.uint64]) -> npt.NDArray[np.uint64]:
+    """splitmix64's finaliser: a bijection on 64-bit words with full avalanche (uint64 array
+    arithmetic wraps modulo 2^64, which is what the finaliser relies on)."""
+    x = (x ^ (x >> np.uint64(30))) * _MIX1
+    x = (x ^ (x >> np.uint64(27))) * _MIX2
+    return x ^ (x >> np.uint64(31))
 
 
 class MinHasher:
     """MinHash signatures of word shingles.
 
-    Shingles hash to 32 bits; each permutation is ``(a*x + b) mod (2^61 - 1)`` with
-    ``a < 2^29`` so that ``a*x + b`` stays below 2^62 and never wraps in uint64 arithmetic.
+    Shingles hash to 64 bits (blake2b); permutation i is ``mix(h XOR mask_i)`` with a random
+    64-bit mask per permutation and a bijective avalanche mixer, so the permutations are
+    unrelated to each other and to the order of the raw hashes. (An affine ``a*h + b`` without
+    wrap-around would keep that order and make every permutation pick the same shingle.)
     """
 
     def __init__(self, num_perm: int = 128, shingle: int = 3, seed: int = 1) -> None:
         rng = np.random.default_rng(seed)
         self.num_perm = num_perm
         self.shingle = shingle
-        self._a = rng.integers(1, 1 << 29, size=num_perm, dtype=np.uint64)
-        self._b = rng.integers(0, (1 << 61) - 1, size=num_perm, dtype=np.uint64)
+        self._masks = rng.integers(0, np.iinfo(np.uint64).max, size=num_perm, dtype=np.uint64)
 
     def shingles(self, text: str) -> set[bytes]:
         words = normalize_text(text).split()
@@ -70,13 +80,13 @@ class MinHasher:
     def signature(self, text: str) -> npt.NDArray[np.uint64]:
         hashes = np.fromiter(
             (
-                int.from_bytes(hashlib.blake2b(s, digest_size=4).digest(), "little")
+                int.from_bytes(hashlib.blake2b(s, digest_size=8).digest(), "little")
                 for s in self.shingles(text)
             ),
             dtype=np.uint64,
         )
         # (num_perm, shingles) matrix of permuted hashes; min over shingles.
-        permuted = (hashes[None, :] * self._a[:, None] + self._b[:, None]) % _MERSENNE
+        permuted = _mix(hashes[None, :] ^ self._masks[:, None])
         return permuted.min(axis=1)  # type: ignore[no-any-return]
 
     @staticmethod
