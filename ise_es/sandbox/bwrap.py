@@ -40,7 +40,7 @@ from ise_es.events import FileChange
 from ise_es.sandbox.base import ChunkCallback, ExecResult, Limits, Sandbox, Snapshot
 from ise_es.sandbox.capture import BlobSink
 from ise_es.sandbox.fsdiff import ChangeTracker, UpperMap, scan_overlay_upper
-from ise_es.sandbox.paths import resolve_host_path
+from ise_es.sandbox.paths import read_workspace_file, resolve_host_path, write_workspace_file
 from ise_es.sandbox.runner import pump
 from ise_es.sandbox.templates import Template
 
@@ -180,8 +180,7 @@ class LocalSandbox(Sandbox):
     def _command_args(
         self, command: str | list[str], env: Mapping[str, str] | None, workdir: str | None
     ) -> list[str]:
-        if self._closed:
-            raise SandboxUnavailable(f"sandbox {self._state} is closed")
+        self._check_open()
         args = list(self._argv_prefix)
         args += ["--chdir", self._workdir(workdir)]
         for k, v in {**self.environment, **(env or {})}.items():
@@ -292,38 +291,24 @@ class LocalSandbox(Sandbox):
 
     # -- files ----------------------------------------------------------------------------
 
-    def _host(self, path: str) -> str:
+    def _check_open(self) -> None:
         if self._closed:
             raise SandboxUnavailable(f"sandbox {self._state} is closed")
-        return resolve_host_path(path, WORKSPACE, self.merged)
 
     def read_file(self, path: str) -> bytes:
-        host = self._host(path)
-        if os.path.isdir(host):
-            raise ToolError(f"{path!r} is a directory")
-        with open(host, "rb") as f:
-            return f.read()
+        self._check_open()
+        return read_workspace_file(path, WORKSPACE, self.merged)
 
     def write_file(self, path: str, data: bytes, mode: int | None = None) -> None:
-        host = self._host(path)
-        if host == self.merged or os.path.isdir(host):
-            raise ToolError(f"{path!r} is a directory")
-        parent = os.path.dirname(host)
-        try:
-            os.makedirs(parent, exist_ok=True)
-        except (FileExistsError, NotADirectoryError) as e:
-            raise ToolError(f"cannot create the parent directory of {path!r}: {e}") from e
-        fd = os.open(host, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644)
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        if mode is not None:
-            os.chmod(host, mode & 0o7777)
+        self._check_open()
+        # Files the host's root creates appear inside as the sandbox user (the user namespace
+        # maps the sandbox uid to the caller's), so no chown is needed.
+        write_workspace_file(path, data, WORKSPACE, self.merged, mode=mode)
 
     # -- diffs ----------------------------------------------------------------------------
 
     def _scan(self) -> UpperMap:
-        if self._closed:
-            raise SandboxUnavailable(f"sandbox {self._state} is closed")
+        self._check_open()
         return scan_overlay_upper(self.upper)
 
     def snapshot(self) -> Snapshot:

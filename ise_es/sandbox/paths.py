@@ -12,7 +12,7 @@ import stat
 
 from ise_es.errors import ToolError
 
-__all__ = ["resolve_host_path", "workspace_relative"]
+__all__ = ["read_workspace_file", "resolve_host_path", "workspace_relative", "write_workspace_file"]
 
 _MAX_LINKS = 40
 
@@ -91,3 +91,50 @@ def workspace_relative_or_none(path: str, workspace: str) -> list[str] | None:
         return workspace_relative(path, workspace)
     except ToolError:
         return None
+
+
+def read_workspace_file(path: str, workspace: str, host_root: str) -> bytes:
+    """Raises: ToolError (escapes the workspace, or a directory), FileNotFoundError."""
+    host = resolve_host_path(path, workspace, host_root)
+    if os.path.isdir(host):
+        raise ToolError(f"{path!r} is a directory")
+    with open(host, "rb") as f:
+        return f.read()
+
+
+def write_workspace_file(
+    path: str,
+    data: bytes,
+    workspace: str,
+    host_root: str,
+    *,
+    mode: int | None = None,
+    owner: tuple[int, int] | None = None,
+) -> None:
+    """Write a file (creating parents) as the sandbox user would; an existing file keeps its
+    mode unless `mode` is given. `owner` is chowned onto what is created (None: leave as is).
+
+    Raises: ToolError (escapes the workspace, a directory, a parent that is a file).
+    """
+    host = resolve_host_path(path, workspace, host_root)
+    if host == host_root or os.path.isdir(host):
+        raise ToolError(f"{path!r} is a directory")
+    missing = []
+    parent = os.path.dirname(host)
+    while not os.path.lexists(parent):
+        missing.append(parent)
+        parent = os.path.dirname(parent)
+    if not os.path.isdir(parent):
+        raise ToolError(f"cannot create {path!r}: a parent is not a directory")
+    for d in reversed(missing):
+        os.mkdir(d, 0o755)
+        if owner is not None:
+            os.chown(d, *owner)
+    existed = os.path.lexists(host)
+    fd = os.open(host, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644)
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+        if owner is not None and not existed:
+            os.fchown(f.fileno(), *owner)
+        if mode is not None:
+            os.fchmod(f.fileno(), mode & 0o7777)

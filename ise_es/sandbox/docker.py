@@ -1,0 +1,399 @@
+"""The `docker` backend: one container per sandbox, started from image layers.
+
+The workspace is part of the image (`dockerimage.template_image` bakes a directory template in
+as one layer, once per template digest), not copied in at start: a container then costs the same
+whatever the template's size, and the engine's change list (`container.diff()`) is exactly what
+the session changed. The container runs `sleep infinity` under docker-init with no network,
+memory and pids limits, rlimits, no capabilities, `no-new-privileges`, as uid 1000; every
+command is a `docker exec` as that user.
+
+Files are read, written and hashed through the container's merged overlay2 directory on the
+host (what `docker cp` does inside the engine), so this backend needs a local engine with the
+overlay2 storage driver; it says so at start otherwise. Timeouts kill the exec's process tree on
+the host: every process descending from the exec, or in a session one of them leads.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import select
+import socket
+import struct
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from ise_es.errors import SandboxUnavailable, TemplateError, ToolError
+from ise_es.events import FileChange
+from ise_es.sandbox.base import ChunkCallback, ExecResult, Limits, Sandbox, Snapshot
+from ise_es.sandbox.capture import BlobSink, StreamCapture
+from ise_es.sandbox.dockerimage import (
+    BASE_IMAGE,
+    SANDBOX_UID,
+    WORKSPACE,
+    docker_client,
+    template_image,
+)
+from ise_es.sandbox.fsdiff import ChangeTracker, PathState, UpperMap, state_from_stat
+from ise_es.sandbox.paths import (
+    read_workspace_file,
+    resolve_host_path,
+    workspace_relative,
+    write_workspace_file,
+)
+from ise_es.sandbox.templates import Template
+
+__all__ = ["DockerSandbox"]
+
+_DRAIN_AFTER_KILL_S = 2.0
+_KIND_DELETED = 2
+_OWNER = (SANDBOX_UID, SANDBOX_UID)
+
+
+class DockerSandbox(Sandbox):
+    """A container per sandbox. Use `open_sandbox("docker", ...)`."""
+
+    backend = "docker"
+
+    def __init__(
+        self,
+        template: Template,
+        *,
+        blobs: BlobSink | None,
+        limits: Limits,
+        environment: Mapping[str, str],
+        expected_digest: str | None = None,
+        base_image: str = BASE_IMAGE,
+        client: Any = None,
+    ) -> None:
+        self._client = client if client is not None else docker_client()
+        self._api = self._client.api
+        self.template = template.name
+        self.workspace_path = WORKSPACE
+        self.limits = limits
+        self.environment = dict(environment)
+        self._blobs = blobs
+        self._closed = False
+        image = template_image(self._client, template, base=base_image)
+        if template.kind == "image":
+            try:
+                self.template_digest = str(self._client.images.get(image).id)
+            except Exception as e:
+                raise TemplateError(f"template {template.name!r}: no image {image}") from e
+        else:
+            self.template_digest = template.digest
+        if expected_digest is not None and self.template_digest != expected_digest:
+            raise TemplateError(
+                f"template {template.name!r} has digest {self.template_digest}, "
+                f"expected {expected_digest}"
+            )
+        from docker.types import Ulimit
+
+        try:
+            self._container = self._client.containers.create(
+                image,
+                command=["sleep", "infinity"],
+                init=True,
+                network_mode="none",
+                hostname="sandbox",
+                user=f"{SANDBOX_UID}:{SANDBOX_UID}",
+                working_dir=WORKSPACE,
+                environment=self.environment,
+                mem_limit=limits.memory_bytes,
+                memswap_limit=limits.memory_bytes,
+                pids_limit=limits.processes,
+                ulimits=[
+                    Ulimit(name="nofile", soft=limits.open_files, hard=limits.open_files),
+                    Ulimit(name="fsize", soft=limits.file_size_bytes, hard=limits.file_size_bytes),
+                    Ulimit(name="core", soft=0, hard=0),
+                ],
+                cap_drop=["ALL"],
+                security_opt=["no-new-privileges"],
+                labels={"ise-es.sandbox": "1", "ise-es.template-digest": self.template_digest},
+            )
+        except Exception as e:
+            raise SandboxUnavailable(f"cannot create a container from {image}: {e}") from e
+        try:
+            self._container.start()
+            self._container.reload()
+            merged = self._container.attrs.get("GraphDriver", {}).get("Data", {}).get("MergedDir")
+            if not merged or not os.path.isdir(os.path.join(merged, WORKSPACE.lstrip("/"))):
+                raise SandboxUnavailable(
+                    "the docker backend needs a local engine with the overlay2 storage driver "
+                    f"(no readable merged directory for container {self._container.short_id})"
+                )
+        except BaseException:
+            self._remove()
+            raise
+        self._root = os.path.join(merged, WORKSPACE.lstrip("/"))
+        self._tracker = ChangeTracker(
+            template.manifest,
+            self._scan,
+            lambda rel: os.path.join(self._root, rel),
+            blobs,
+            limits.blob_cap_bytes,
+        )
+
+    @property
+    def container_id(self) -> str:
+        return str(self._container.id)
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise SandboxUnavailable(f"sandbox {self._container.short_id} is closed")
+
+    # -- commands -------------------------------------------------------------------------
+
+    def _workdir(self, workdir: str | None) -> str:
+        if workdir is None:
+            return WORKSPACE
+        inside = os.path.normpath(
+            workdir if workdir.startswith("/") else os.path.join(WORKSPACE, workdir)
+        )
+        in_workspace = inside == WORKSPACE or inside.startswith(WORKSPACE + "/")
+        if in_workspace and not os.path.isdir(resolve_host_path(inside, WORKSPACE, self._root)):
+            raise ToolError(f"workdir {workdir!r} is not a directory in the workspace")
+        return inside
+
+    def exec(
+        self,
+        command: str | list[str],
+        *,
+        timeout: float | None = None,
+        env: Mapping[str, str] | None = None,
+        stdin: bytes | None = None,
+        workdir: str | None = None,
+        on_chunk: ChunkCallback | None = None,
+    ) -> ExecResult:
+        self._check_open()
+        argv = ["/bin/bash", "-lc", command] if isinstance(command, str) else list(command)
+        if not argv:
+            raise ToolError("empty command")
+        for k, v in (env or {}).items():
+            if not k or "=" in k or "\0" in k or "\0" in v:
+                raise ToolError(f"invalid environment variable {k!r}")
+        cwd = self._workdir(workdir)
+        timeout = self.limits.default_timeout_s if timeout is None else timeout
+        started = time.monotonic()
+        try:
+            exec_id = self._api.exec_create(
+                self._container.id,
+                # A session of its own, so that a timeout can find everything it started.
+                ["setsid", "--wait", *argv],
+                stdout=True,
+                stderr=True,
+                stdin=bool(stdin),
+                environment={**self.environment, **(env or {})},
+                workdir=cwd,
+                user=f"{SANDBOX_UID}:{SANDBOX_UID}",
+            )["Id"]
+            sock = self._api.exec_start(exec_id, socket=True)
+        except Exception as e:
+            raise SandboxUnavailable(f"docker exec failed: {e}") from e
+        raw: socket.socket = getattr(sock, "_sock", sock)
+        try:
+            timed_out, out, err = self._pump(raw, exec_id, stdin, started + timeout, on_chunk)
+        finally:
+            with contextlib.suppress(OSError):
+                raw.close()
+            with contextlib.suppress(Exception):
+                sock.close()
+        info = self._wait_exit(exec_id)
+        code = info.get("ExitCode")
+        out.finish(self._blobs)
+        err.finish(self._blobs)
+        exit_code: int | None = None if timed_out else code
+        return ExecResult(
+            exit_code=exit_code,
+            signal=9 if timed_out else None,
+            timed_out=timed_out,
+            duration_ms=round((time.monotonic() - started) * 1000.0, 3),
+            stdout=out.kept(),
+            stderr=err.kept(),
+            stdout_size=out.size,
+            stderr_size=err.size,
+            stdout_digest=out.digest(),
+            stderr_digest=err.digest(),
+            truncated=out.truncated or err.truncated,
+        )
+
+    def _pump(
+        self,
+        raw: socket.socket,
+        exec_id: str,
+        stdin: bytes | None,
+        deadline: float,
+        on_chunk: ChunkCallback | None,
+    ) -> tuple[bool, StreamCapture, StreamCapture]:
+        lim = self.limits
+        caps = {
+            1: StreamCapture(lim.output_head_bytes, lim.blob_cap_bytes),
+            2: StreamCapture(lim.output_head_bytes, lim.blob_cap_bytes),
+        }
+        names: dict[int, Literal["stdout", "stderr"]] = {1: "stdout", 2: "stderr"}
+        pending = memoryview(stdin or b"")
+        if not pending:
+            with contextlib.suppress(OSError):
+                raw.shutdown(socket.SHUT_WR)
+        raw.setblocking(False)
+        buf = bytearray()
+        timed_out = False
+        try:
+            while True:
+                now = time.monotonic()
+                if now >= deadline:
+                    if timed_out:
+                        break
+                    timed_out = True
+                    self._kill_exec(exec_id)
+                    deadline = now + _DRAIN_AFTER_KILL_S
+                    continue
+                ready, writable, _ = select.select(
+                    [raw], [raw] if pending else [], [], deadline - now
+                )
+                if writable:
+                    try:
+                        pending = pending[raw.send(pending[: 1 << 16]) :]
+                    except BlockingIOError:
+                        pass
+                    except OSError:
+                        pending = pending[len(pending) :]  # the command stopped reading
+                    if not pending:
+                        with contextlib.suppress(OSError):
+                            raw.shutdown(socket.SHUT_WR)
+                if not ready:
+                    continue
+                try:
+                    data = raw.recv(1 << 16)
+                except BlockingIOError:
+                    continue
+                if not data:
+                    break
+                buf += data
+                # Multiplexed frames: 1 byte stream, 3 zero bytes, 4 bytes big-endian length.
+                while len(buf) >= 8:
+                    stream, size = buf[0], struct.unpack(">I", buf[4:8])[0]
+                    if len(buf) < 8 + size:
+                        break
+                    payload = bytes(buf[8 : 8 + size])
+                    del buf[: 8 + size]
+                    if stream in caps and payload:
+                        caps[stream].feed(payload)
+                        if on_chunk is not None:
+                            on_chunk(names[stream], payload)
+        except BaseException:
+            self._kill_exec(exec_id)
+            raise
+        return timed_out, caps[1], caps[2]
+
+    def _wait_exit(self, exec_id: str) -> dict[str, Any]:
+        for _ in range(200):
+            info: dict[str, Any] = self._api.exec_inspect(exec_id)
+            if not info.get("Running"):
+                return info
+            time.sleep(0.01)
+        self._kill_exec(exec_id)
+        return dict(self._api.exec_inspect(exec_id))
+
+    def _kill_exec(self, exec_id: str) -> None:
+        """SIGKILL the exec's process tree, seen from the host's /proc."""
+        with contextlib.suppress(Exception):
+            pid = int(self._api.exec_inspect(exec_id).get("Pid") or 0)
+            if pid > 0:
+                for _ in range(10):
+                    victims = _process_tree(pid)
+                    if not victims:
+                        break
+                    for p in victims:
+                        with contextlib.suppress(ProcessLookupError):
+                            os.kill(p, 9)
+                    time.sleep(0.01)
+
+    def interactive_argv(
+        self,
+        command: str,
+        *,
+        env: Mapping[str, str] | None = None,
+        workdir: str | None = None,
+    ) -> list[str]:
+        self._check_open()
+        argv = ["docker", "exec", "-i", "-t", "-u", f"{SANDBOX_UID}:{SANDBOX_UID}"]
+        argv += ["-w", self._workdir(workdir)]
+        for k, v in (env or {}).items():
+            argv += ["-e", f"{k}={v}"]
+        return [*argv, self.container_id, "/bin/bash", "-lc", command]
+
+    # -- files ----------------------------------------------------------------------------
+
+    def read_file(self, path: str) -> bytes:
+        self._check_open()
+        return read_workspace_file(path, WORKSPACE, self._root)
+
+    def write_file(self, path: str, data: bytes, mode: int | None = None) -> None:
+        self._check_open()
+        write_workspace_file(path, data, WORKSPACE, self._root, mode=mode, owner=_OWNER)
+
+    # -- diffs ----------------------------------------------------------------------------
+
+    def _scan(self) -> UpperMap:
+        self._check_open()
+        out: UpperMap = {}
+        for ch in self._container.diff() or []:
+            path = ch["Path"]
+            if not path.startswith(WORKSPACE + "/"):
+                continue
+            rel = "/".join(workspace_relative(path, WORKSPACE))
+            if ch["Kind"] == _KIND_DELETED:
+                out[rel] = PathState(kind="whiteout")
+                continue
+            host = os.path.join(self._root, rel)
+            try:
+                out[rel] = state_from_stat(host, os.lstat(host))
+            except FileNotFoundError:
+                continue  # removed between the engine's list and our look
+        return out
+
+    def snapshot(self) -> Snapshot:
+        return Snapshot(self._tracker.snapshot())
+
+    def diff(self, since: Snapshot) -> list[FileChange]:
+        return self._tracker.diff(since.token)
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    def _remove(self) -> None:
+        with contextlib.suppress(Exception):
+            self._container.remove(force=True)
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._remove()
+
+
+def _process_tree(root: int) -> list[int]:
+    """`root`, its descendants, and every process in a session one of them leads."""
+    parent: dict[int, int] = {}
+    session: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path("/proc", entry, "stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2 :].split()
+        parent[int(entry)] = int(fields[1])
+        session[int(entry)] = int(fields[3])
+    tree = {root} if root in parent else set()
+    changed = True
+    while changed:
+        changed = False
+        for pid, ppid in parent.items():
+            if pid not in tree and (ppid in tree or session[pid] in tree):
+                tree.add(pid)
+                changed = True
+    return sorted(tree)
