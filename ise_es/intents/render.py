@@ -17,6 +17,7 @@ from typing import Protocol
 
 import msgspec
 
+from ise_es.events import ModelCall
 from ise_es.intents.library import Library, Task
 from ise_es.intents.personas import Persona
 from ise_es.intents.sampler import SampledIntent
@@ -192,8 +193,10 @@ class RenderOutcome(msgspec.Struct, frozen=True, kw_only=True):
     attempts: int = 1
     problems: list[str] = []
     """Why each rejected attempt was rejected, in order."""
-    model_calls: list[dict[str, object]] = []
-    """Raw record of each model call (for ModelCall events); empty for the template."""
+    model_calls: list[ModelCall] = []
+    """One event per model call made (recorded on the intent's stream); none for templates."""
+    blobs: list[bytes] = []
+    """Request bodies the ModelCall events refer to by digest."""
 
 
 class Renderer(Protocol):

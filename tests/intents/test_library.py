@@ -41,7 +41,12 @@ def test_tasks_know_their_domain_and_tools_follow_registry_order() -> None:
     lib = load_library()
     task = lib.task("price-monitor")
     assert task.domain == "web-extraction"
-    assert lib.tools_for(["price-monitor", "write-script"]) == ["exec", "write", "web_fetch", "cron"]
+    assert lib.tools_for(["price-monitor", "write-script"]) == [
+        "exec",
+        "write",
+        "web_fetch",
+        "cron",
+    ]
 
 
 def _write(tmp_path: Path, body: str) -> Path:
@@ -89,7 +94,7 @@ GOOD_TASK = "{id: t1, name: T, tools: [exec], keywords: [t], description: run it
     ],
 )
 def test_invalid_libraries_fail_naming_the_place(tmp_path: Path, body: str, message: str) -> None:
-    with pytest.raises(InvalidInput, match="lib.yaml") as info:
+    with pytest.raises(InvalidInput, match=r"lib\.yaml") as info:
         load_library(_write(tmp_path, body))
     assert message in str(info.value)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 
 import numpy as np
 import numpy.typing as npt
@@ -11,8 +12,8 @@ import pytest
 from ise_es.intents.dedup import (
     Deduplicator,
     EmbeddingIndex,
-    MinHashIndex,
     MinHasher,
+    MinHashIndex,
     normalize_text,
     text_key,
 )
@@ -149,7 +150,7 @@ def test_deduplicator_without_near_index_only_catches_exact() -> None:
     assert verdicts == [None, None]
 
 
-def bag_of_words(texts: list[str] | tuple[str, ...]) -> npt.NDArray[np.float32]:
+def bag_of_words(texts: Sequence[str]) -> npt.NDArray[np.float32]:
     """A real (if crude) embedding: hashed word counts, enough to exercise the cosine path."""
     out = np.zeros((len(texts), 512), dtype=np.float32)
     for i, t in enumerate(texts):

@@ -1,0 +1,219 @@
+"""Intents JSONL in the reference schema (FORMATS.md section 4): import and export.
+
+Import reads the whole file first and records nothing if any line is broken (unless
+`skip_invalid`), so a bad file never leaves half of itself in the store. Accepted line shapes:
+the reference record (`id`, `natural_language_intent`, ...), the same with `task_id` or
+`intent_id` as the id (and `task_type`, kept as written), and a plain `{question, answer}` line,
+which is a direct single query. Each intent is recorded on its own stream as IntentImported (the
+record as written) + IntentRendered (renderer "import"); re-importing an id already in the store
+is a no-op.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from ise_es.errors import ConcurrencyError, InvalidInput
+from ise_es.events import Event, IntentImported, IntentRendered
+from ise_es.intents.library import Library
+from ise_es.intents.records import PoolCache, intent_stream, iter_intents, reference_record
+from ise_es.store.base import EventStore
+
+__all__ = [
+    "ExportReport",
+    "ImportReport",
+    "ParsedIntent",
+    "export_intents",
+    "import_intents",
+    "parse_intents_file",
+]
+
+COMPLEXITIES = ("simple", "medium", "complex")
+_ID_KEYS = ("id", "intent_id", "task_id")
+
+
+@dataclass(frozen=True)
+class ParsedIntent:
+    intent_id: str
+    text: str
+    record: dict[str, Any]
+    line: int
+
+
+def _string_list(record: dict[str, Any], key: str) -> None:
+    value = record.get(key)
+    if value is None:
+        return
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ValueError(f"field {key!r}: a list of strings is required")
+
+
+def _parse_line(obj: object) -> tuple[str, str, dict[str, Any]]:
+    if not isinstance(obj, dict):
+        raise ValueError(f"a JSON object is required, got {type(obj).__name__}")
+    record: dict[str, Any] = dict(obj)
+    if "natural_language_intent" not in record and "question" in record:
+        question = record["question"]
+        if not isinstance(question, str) or not question.strip():
+            raise ValueError("field 'question': a non-empty string is required")
+        ids = [record[k] for k in _ID_KEYS if k in record]
+        intent_id = (
+            str(ids[0]) if ids else "q_" + hashlib.sha256(question.encode()).hexdigest()[:12]
+        )
+        return intent_id, question, record
+    text = record.get("natural_language_intent")
+    if not isinstance(text, str) or not text.strip():
+        raise ValueError(
+            "field 'natural_language_intent': a non-empty string is required "
+            "(or a {question, answer} line)"
+        )
+    id_key = next((k for k in _ID_KEYS if k in record), None)
+    if id_key is None:
+        raise ValueError("no id: one of 'id', 'intent_id', 'task_id' is required")
+    intent_id = record[id_key]
+    if not isinstance(intent_id, str | int) or isinstance(intent_id, bool) or not str(intent_id):
+        raise ValueError(f"field {id_key!r}: a non-empty string is required")
+    for key in ("domains", "tasks", "tools_used", "skills_used"):
+        _string_list(record, key)
+    complexity = record.get("complexity")
+    if complexity is not None and complexity not in COMPLEXITIES:
+        raise ValueError(f"field 'complexity': {complexity!r} is not one of {COMPLEXITIES}")
+    if "metadata" in record and not isinstance(record["metadata"], dict):
+        raise ValueError("field 'metadata': an object is required")
+    return str(intent_id), text, record
+
+
+@dataclass
+class ImportReport:
+    recorded: int = 0
+    already_present: int = 0
+    invalid: list[str] = field(default_factory=list)
+
+
+def parse_intents_file(
+    path: Path, *, skip_invalid: bool = False
+) -> tuple[list[ParsedIntent], list[str]]:
+    """Parse and validate every line.
+
+    Returns:
+        (intents, problems): problems are `FILE:LINE: message`, only when `skip_invalid`.
+
+    Raises:
+        InvalidInput: the file cannot be read, or (without `skip_invalid`) a line is broken or
+            repeats an id; the message names file and line.
+    """
+    try:
+        raw = path.read_bytes()
+    except OSError as e:
+        raise InvalidInput(f"{path}: cannot read: {e.strerror}") from e
+    parsed: list[ParsedIntent] = []
+    problems: list[str] = []
+    first_line: dict[str, int] = {}
+    for n, line in enumerate(raw.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            try:
+                obj = msgspec.json.decode(line)
+            except msgspec.DecodeError as e:
+                raise ValueError(f"not valid JSON: {e}") from e
+            intent_id, text, record = _parse_line(obj)
+            if intent_id in first_line:
+                raise ValueError(
+                    f"duplicate id {intent_id!r} (first on line {first_line[intent_id]})"
+                )
+        except ValueError as e:
+            message = f"{path}:{n}: {e}"
+            if not skip_invalid:
+                raise InvalidInput(
+                    message + " (nothing was imported; --skip-invalid to go on)"
+                ) from e
+            problems.append(message)
+            continue
+        first_line[intent_id] = n
+        parsed.append(ParsedIntent(intent_id=intent_id, text=text, record=record, line=n))
+    return parsed, problems
+
+
+def import_intents(
+    store: EventStore,
+    path: Path,
+    *,
+    skip_invalid: bool = False,
+    progress: Callable[[int, int], None] | None = None,
+) -> ImportReport:
+    """Record every intent of a reference-schema JSONL file (see the module docstring)."""
+    parsed, problems = parse_intents_file(path, skip_invalid=skip_invalid)
+    report = ImportReport(invalid=problems)
+    for i, item in enumerate(parsed, 1):
+        events: list[Event] = [
+            IntentImported(
+                intent_id=item.intent_id,
+                record=item.record,
+                source_file=path.name,
+                source_line=item.line,
+            ),
+            IntentRendered(
+                intent_id=item.intent_id,
+                text=item.text,
+                renderer="import",
+                text_digest=hashlib.sha256(item.text.encode()).hexdigest(),
+            ),
+        ]
+        try:
+            store.append(intent_stream(item.intent_id), events, expected_version=0)
+            report.recorded += 1
+        except ConcurrencyError:
+            report.already_present += 1
+        if progress is not None:
+            progress(i, len(parsed))
+    return report
+
+
+@dataclass
+class ExportReport:
+    written: int = 0
+    skipped_rejected: int = 0
+    path: str = ""
+
+
+def export_intents(
+    store: EventStore,
+    out: Path,
+    library: Library,
+    *,
+    include_rejected: bool = False,
+) -> ExportReport:
+    """Write accepted intents (and rejected ones on request) as reference-schema JSONL.
+
+    The file appears complete or not at all (written to a temporary file, then renamed).
+    """
+    pools = PoolCache(store)
+    encoder = msgspec.json.Encoder()
+    report = ExportReport(path=str(out))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", dir=out.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            for rec in iter_intents(store):
+                if rec.status == "pending":
+                    continue
+                if rec.status == "rejected" and not include_rejected:
+                    report.skipped_rejected += 1
+                    continue
+                fh.write(encoder.encode(reference_record(rec, library, pools)))
+                fh.write(b"\n")
+                report.written += 1
+        os.replace(tmp, out)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return report
