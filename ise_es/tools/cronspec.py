@@ -92,7 +92,8 @@ def validate_expr(expr: str) -> str:
     fields = expr.split()
     if len(fields) != 5:
         raise CronError(
-            f"cron expression {expr!r} has {len(fields)} fields; expected 5 "
+            f"cron expression {expr!r} has {len(fields)} field{'s' * (len(fields) != 1)}; "
+            "expected 5 "
             "(minute hour day-of-month month day-of-week), e.g. '30 2 * * 1-5'"
         )
     for text, (name, low, high, names) in zip(fields, _FIELDS, strict=True):
