@@ -1,0 +1,109 @@
+"""Entry points of the projection commands: open the store, catch the read model up, report.
+
+The CLI calls these and prints; everything they return is data (msgspec Structs).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from ise_es.projections.audit import AuditSummary, SessionAudit, load_lexicon, summarize
+from ise_es.projections.export import ExportOptions, ExportReport, export_sft
+from ise_es.projections.openclaw import FileResult, import_openclaw
+from ise_es.projections.readmodel import (
+    AuditModel,
+    CatchUpResult,
+    StatsModel,
+    catch_up,
+    load_audits,
+    load_replays,
+    load_summaries,
+)
+from ise_es.projections.stats import CorpusStats, corpus_stats
+from ise_es.store.engine import Engines, connect_engines
+from ise_es.store.sql import SqlEventStore, open_store
+
+__all__ = [
+    "AuditRun",
+    "StatsRun",
+    "import_files",
+    "open_projection_store",
+    "run_audit",
+    "run_export",
+    "run_stats",
+    "stats_to_json",
+]
+
+
+@contextmanager
+def open_projection_store(url: str) -> Iterator[tuple[SqlEventStore, Engines]]:
+    """The store and engines for the read-model tables, on the same database."""
+    store = open_store(url)
+    engines = connect_engines(url)
+    try:
+        yield store, engines
+    finally:
+        engines.dispose()
+        store.close()
+
+
+class StatsRun(msgspec.Struct, kw_only=True):
+    stats: CorpusStats
+    catch_up: CatchUpResult
+
+
+class AuditRun(msgspec.Struct, kw_only=True):
+    summary: AuditSummary
+    flagged: list[SessionAudit]
+    catch_up: CatchUpResult
+
+
+def run_stats(url: str, *, status: str = "completed", rebuild: bool = False) -> StatsRun:
+    with open_projection_store(url) as (store, engines):
+        caught = catch_up(store, engines, StatsModel(), rebuild=rebuild)
+        stats = corpus_stats(load_summaries(engines), load_replays(engines), status=status)
+    return StatsRun(stats=stats, catch_up=caught)
+
+
+def stats_to_json(run: StatsRun) -> dict[str, Any]:
+    """The report as plain JSON data (without the per-trajectory value lists)."""
+    data: dict[str, Any] = msgspec.to_builtins(run.stats)
+    for key in ("user_turn_values", "dialogue_turn_values", "tool_call_values"):
+        data.pop(key, None)
+    data["read_model"] = msgspec.to_builtins(run.catch_up)
+    return data
+
+
+def run_audit(
+    url: str,
+    *,
+    lexicon: str | Path | None = None,
+    status: str = "any",
+    rebuild: bool = False,
+) -> AuditRun:
+    model = AuditModel(load_lexicon(lexicon))
+    with open_projection_store(url) as (store, engines):
+        caught = catch_up(store, engines, model, rebuild=rebuild)
+        audits = load_audits(engines, status=status)
+    return AuditRun(
+        summary=summarize(audits),
+        flagged=[a for a in audits if a.findings],
+        catch_up=caught,
+    )
+
+
+def run_export(
+    url: str, output: str | Path, options: ExportOptions, *, force: bool = False
+) -> ExportReport:
+    with open_projection_store(url) as (store, engines):
+        return export_sft(store, engines, output, options, force=force)
+
+
+def import_files(url: str, paths: Iterable[str | Path]) -> list[FileResult]:
+    with open_projection_store(url) as (store, _):
+        return import_openclaw(store, paths)
