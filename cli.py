@@ -9,6 +9,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 from functools import wraps
+from pathlib import Path
 from typing import Any, TypeVar
 
 import click
@@ -280,6 +281,202 @@ def sandbox_template_digest(template: str) -> None:
     from ise_es.sandbox.templates import load_template
 
     click.echo(load_template(template).digest)
+
+
+# ----------------------------------------------------------------------------- record
+
+
+def _role_options(role: str) -> list[Callable[[F], F]]:
+    upper = role.upper()
+    return [
+        click.option(
+            f"--{role}-model",
+            help=f"Model name of the {role} role (switches it to the OpenAI backend).",
+        ),
+        click.option(
+            f"--{role}-base-url",
+            default="http://127.0.0.1:8000/v1",
+            show_default=True,
+            help=f"OpenAI-compatible endpoint of the {role} role.",
+        ),
+        click.option(
+            f"--{role}-api-key-env",
+            default=f"ISE_ES_{upper}_API_KEY",
+            show_default=True,
+            help="Name of the environment variable holding the API key.",
+        ),
+        click.option(f"--{role}-temperature", type=float, default=None),
+        click.option(f"--{role}-max-tokens", type=int, default=None),
+        click.option(f"--{role}-timeout", type=float, default=120.0, show_default=True),
+        click.option(f"--{role}-retries", type=int, default=4, show_default=True),
+    ]
+
+
+def _apply(options: list[Callable[[F], F]]) -> Callable[[F], F]:
+    def decorate(func: F) -> F:
+        for option in reversed(options):
+            func = option(func)
+        return func
+
+    return decorate
+
+
+@main.command()
+@db_option
+@click.option(
+    "--scenario",
+    "scenario_path",
+    type=click.Path(path_type=Path),
+    help="A scenario file or a directory of them (the offline scripted backend).",
+)
+@click.option(
+    "--intents",
+    "intents_path",
+    type=click.Path(path_type=Path),
+    help="An intents JSONL file in the reference schema (needs --agent-model, --user-model).",
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 64),
+    default=1,
+    show_default=True,
+    help="Sessions recorded at once, each in its own sandbox.",
+)
+@click.option(
+    "--sandbox",
+    "backend",
+    type=click.Choice(["local", "docker"]),
+    default="local",
+    show_default=True,
+)
+@click.option(
+    "--template", default=None, help="Workspace template (default: the scenario's, else empty)."
+)
+@click.option("--max-turns", type=int, default=12, show_default=True, help="User turn cap.")
+@click.option("--max-steps", type=int, default=30, show_default=True, help="Agent steps per turn.")
+@click.option(
+    "--system-prompt",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Agent system prompt file (default: the shipped one).",
+)
+@click.option("--skip-invalid", is_flag=True, help="Skip broken intent lines instead of stopping.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@_apply(_role_options("agent") + _role_options("user"))
+@reports_errors
+def record(
+    db_url: str,
+    scenario_path: Path | None,
+    intents_path: Path | None,
+    workers: int,
+    backend: str,
+    template: str | None,
+    max_turns: int,
+    max_steps: int,
+    system_prompt: Path | None,
+    skip_invalid: bool,
+    seed: int,
+    **roles: Any,
+) -> None:
+    """Record sessions: user simulator <-> agent, every tool call executed for real.
+
+    Resumable: re-running the same command skips intents whose session ended; sessions cut off
+    by a crash are closed `interrupted` and recorded again.
+
+    \b
+    Example:
+        ise-es record --scenario fixtures/scenarios --db sqlite:///out/demo.db
+        ise-es record --intents intents.jsonl --workers 4 \\
+            --agent-model qwen3-8b --agent-base-url http://127.0.0.1:8000/v1 \\
+            --user-model qwen3-8b --user-base-url http://127.0.0.1:8000/v1
+    """
+    from ise_es.errors import ConfigError
+    from ise_es.simulate.recording_cli import build_items, run_with_progress
+    from ise_es.store.sql import open_store
+
+    if (scenario_path is None) == (intents_path is None):
+        raise ConfigError("give exactly one of --scenario FILE|DIR or --intents FILE.jsonl")
+    items = build_items(
+        scenario_path=scenario_path,
+        intents_path=intents_path,
+        backend=backend,
+        template=template,
+        max_turns=max_turns,
+        max_steps=max_steps,
+        system_prompt=system_prompt.read_text() if system_prompt else "",
+        skip_invalid=skip_invalid,
+        seed=seed,
+        roles=roles,
+    )
+    with open_store(db_url) as store:
+        report = run_with_progress(store, items, workers=workers)
+    if report.by_status().get("error"):
+        sys.exit(1)
+
+
+# ----------------------------------------------------------------------------- sessions
+
+
+@main.group()
+def sessions() -> None:
+    """Browse recorded sessions.
+
+    \b
+    Example:
+        ise-es sessions list --status completed
+        ise-es sessions show 3f2a9c1e0b7d4e21
+    """
+
+
+@sessions.command("list")
+@db_option
+@click.option("--status", default=None, help="Only sessions that ended with this status.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+@reports_errors
+def sessions_list(db_url: str, status: str | None, as_json: bool) -> None:
+    """List sessions: id, intent, status, user turns, tool calls, started, duration.
+
+    \b
+    Example:
+        ise-es sessions list --status completed --json
+    """
+    from ise_es.simulate.browse import list_sessions, print_session_table
+    from ise_es.store.sql import open_store
+
+    with open_store(db_url) as store:
+        rows = list_sessions(store, status=status)
+    if as_json:
+        import msgspec
+
+        for row in rows:
+            click.echo(msgspec.json.encode(row).decode())
+    else:
+        print_session_table(rows)
+
+
+@sessions.command("show")
+@db_option
+@click.argument("session_id")
+@click.option("--json", "as_json", is_flag=True, help="The session's events as JSON lines.")
+@reports_errors
+def sessions_show(db_url: str, session_id: str, as_json: bool) -> None:
+    """Show one session: the conversation, tool calls, outputs, exit codes and file changes.
+
+    \b
+    Example:
+        ise-es sessions show 3f2a9c1e0b7d4e21
+    """
+    from ise_es.simulate.browse import print_session, session_events
+    from ise_es.store.sql import open_store
+
+    with open_store(db_url) as store:
+        events = session_events(store, session_id)
+        if as_json:
+            import msgspec
+
+            for event in events:
+                click.echo(msgspec.json.encode(event).decode())
+        else:
+            print_session(store, events)
 
 
 if __name__ == "__main__":

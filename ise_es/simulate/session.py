@@ -1,0 +1,298 @@
+"""Recording one session: user simulator <-> agent, tools executed for real, every event
+appended to the session stream as it happens."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgspec
+
+from ise_es.events import (
+    Event,
+    ModelSpec,
+    OutputChunk,
+    SessionEnded,
+    SessionStarted,
+)
+from ise_es.llm.base import ChatClient, failed_model_call
+from ise_es.sandbox import Sandbox, open_sandbox, pinned_environment
+from ise_es.simulate.agent import SCRIPTED_BASE_URL, AgentLoop, recorded_call
+from ise_es.simulate.user_simulator import DialogueEntry, UserSimulator
+from ise_es.store.base import NewEvent
+from ise_es.store.sql import SqlEventStore
+from ise_es.tools import FixtureWebGateway, SessionNamer, ToolRunner, WebGateway
+
+__all__ = ["SessionPlan", "SessionResult", "StreamWriter", "record_session"]
+
+CHUNK_FLUSH_EVENTS = 16
+CHUNK_FLUSH_SECONDS = 0.05
+
+
+class StreamWriter:
+    """Appends to one stream with optimistic concurrency, batching output chunks briefly so a
+    chatty command is not one transaction per line. Every other event is appended at once.
+
+    Event ids are derived from the stream id and version, so a retried append is a no-op.
+    """
+
+    def __init__(
+        self,
+        store: SqlEventStore,
+        stream_id: str,
+        *,
+        version: int = 0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.store = store
+        self.stream_id = stream_id
+        self.version = version
+        self._pending: list[Event] = []
+        self._pending_blobs: list[bytes] = []
+        self._first_pending = 0.0
+        self._clock = clock
+        self.append_latencies: list[float] = []
+        self._lock = threading.Lock()
+
+    def emit(self, event: Event) -> None:
+        """The tool runner's callback."""
+        self.record([event], [])
+
+    def record(self, events: Sequence[Event], blobs: Sequence[bytes]) -> None:
+        with self._lock:
+            if not self._pending:
+                self._first_pending = self._clock()
+            self._pending.extend(events)
+            self._pending_blobs.extend(blobs)
+            only_chunks = all(isinstance(e, OutputChunk) for e in events)
+            if (
+                only_chunks
+                and len(self._pending) < CHUNK_FLUSH_EVENTS
+                and self._clock() - self._first_pending < CHUNK_FLUSH_SECONDS
+            ):
+                return
+            self._flush()
+
+    def flush(self) -> None:
+        with self._lock:
+            self._flush()
+
+    def _flush(self) -> None:
+        if not self._pending:
+            return
+        batch = [
+            NewEvent(e, event_id=f"{self.stream_id}:{self.version + i + 1}")
+            for i, e in enumerate(self._pending)
+        ]
+        started = time.perf_counter()
+        result = self.store.append(self.stream_id, batch, self.version, blobs=self._pending_blobs)
+        self.append_latencies.append(time.perf_counter() - started)
+        self.version = result.version
+        self._pending, self._pending_blobs = [], []
+
+
+@dataclass(frozen=True)
+class SessionPlan:
+    """Everything needed to record one session."""
+
+    intent_id: str
+    intent: str
+    agent: ChatClient
+    user: ChatClient
+    template: str = "empty"
+    backend: str = "local"
+    persona: Mapping[str, Any] | None = None
+    intent_record: Mapping[str, Any] = field(default_factory=dict)
+    scenario: str | None = None
+    system_prompt: str = ""
+    max_turns: int = 12
+    max_steps_per_turn: int = 30
+    attempt: int = 1
+    seed: int = 0
+    environment: Mapping[str, str] = field(default_factory=dict)
+    sandbox_options: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class SessionResult:
+    session_id: str
+    status: str
+    reason: str
+    user_turns: int
+    tool_calls: int
+    seconds: float
+    append_latencies: list[float]
+
+
+def record_session(
+    store: SqlEventStore,
+    plan: SessionPlan,
+    *,
+    session_id: str | None = None,
+    gateway: WebGateway | None = None,
+    on_event: Callable[[Event], None] | None = None,
+    sandbox_factory: Callable[..., Sandbox] = open_sandbox,
+    cancel: threading.Event | None = None,
+) -> SessionResult:
+    """Record one session end to end. Never leaves a sandbox behind.
+
+    Ctrl-C (KeyboardInterrupt) ends the session `interrupted` and re-raises.
+    """
+    from ise_es.simulate.prompting import default_agent_system_prompt
+
+    sid = session_id or uuid.uuid4().hex[:16]
+    writer = StreamWriter(store, f"session-{sid}")
+    if on_event is not None:
+        plain_record = writer.record
+
+        def record(events: Sequence[Event], blobs: Sequence[bytes]) -> None:
+            plain_record(events, blobs)
+            for e in events:
+                on_event(e)
+
+        writer.record = record  # type: ignore[method-assign]
+    started = time.monotonic()
+    system_prompt = plan.system_prompt or default_agent_system_prompt()
+    environment = pinned_environment(plan.environment)
+    own_gateway = gateway is None
+    web = gateway if gateway is not None else FixtureWebGateway()
+    status, reason, turns, calls = "error", "", 0, 0
+    started_written = False
+    sandbox: Sandbox | None = None
+    runner: ToolRunner | None = None
+    try:
+        sandbox = sandbox_factory(
+            plan.backend,
+            plan.template,
+            blobs=store,
+            environment=environment,
+            **dict(plan.sandbox_options),
+        )
+        runner = ToolRunner(sandbox, store, web, writer.emit, name_factory=SessionNamer(plan.seed))
+        simulator = UserSimulator(
+            plan.user, persona=plan.persona, intent=plan.intent, max_turns=plan.max_turns
+        )
+        writer.record(
+            [
+                SessionStarted(
+                    session_id=sid,
+                    intent_id=plan.intent_id,
+                    intent=plan.intent,
+                    intent_record=dict(plan.intent_record),
+                    persona=dict(plan.persona) if plan.persona else None,
+                    scenario=plan.scenario,
+                    models=[_spec(plan.agent), _spec(plan.user)],
+                    system_prompt=system_prompt,
+                    tool_schemas=runner.schemas(),
+                    sandbox_backend=sandbox.backend,
+                    template=sandbox.template,
+                    template_digest=sandbox.template_digest,
+                    seeds={"session": plan.seed},
+                    environment=environment,
+                    attempt=plan.attempt,
+                    provenance={"recorder": "ise-es", "simulator_prompt": "user_simulator.md"},
+                )
+            ],
+            [],
+        )
+        writer.flush()
+        started_written = True
+        agent = AgentLoop(
+            plan.agent,
+            runner,
+            system_prompt,
+            writer.record,
+            max_steps_per_turn=plan.max_steps_per_turn,
+            cancel=cancel,
+        )
+        dialogue: list[DialogueEntry] = []
+        status, reason = "turn_cap", f"reached the turn cap of {plan.max_turns} user turns"
+        for turn in range(1, plan.max_turns + 2):
+            if cancel is not None and cancel.is_set():
+                status, reason = "interrupted", "recording interrupted (Ctrl-C)"
+                break
+            sim = simulator.next_turn(dialogue)
+            call_events: list[Event] = [recorded_call(c) for c in sim.calls]
+            blobs = [c.request_body for c in sim.calls]
+            if sim.llm_error is not None:
+                call_events.append(failed_model_call(sim.llm_error))
+            if not sim.ok:
+                writer.record(call_events, blobs)
+                status, reason = "error", sim.error or str(sim.llm_error)
+                if sim.raw:
+                    reason += f" (raw simulator output: {sim.raw[:500]!r})"
+                break
+            writer.record([*call_events, sim.user_turn()], blobs)
+            if sim.completed:
+                status, reason = "completed", sim.reason or "the user is satisfied"
+                break
+            if turn > plan.max_turns:
+                break
+            turns += 1
+            dialogue.append(DialogueEntry("user", sim.query))
+            outcome = agent.run_turn(turn, sim.query)
+            calls += outcome.tool_calls
+            if outcome.status in ("stalled", "error", "interrupted"):
+                status, reason = outcome.status, outcome.reason
+                break
+            reply = next(
+                (
+                    m["content"]
+                    for m in reversed(agent.messages)
+                    if m["role"] == "assistant" and m.get("content")
+                ),
+                "",
+            )
+            dialogue.append(DialogueEntry("assistant", reply or "(no reply)"))
+    except KeyboardInterrupt:
+        status, reason = "interrupted", "recording interrupted (Ctrl-C)"
+        raise
+    except Exception as e:  # the session ends `error`; the run goes on with the next one
+        status, reason = "error", f"{type(e).__name__}: {e}"
+    finally:
+        try:
+            writer.flush()
+            if not started_written:
+                # The sandbox (or something before it) failed: the stream still says what was
+                # attempted before it says how it ended.
+                writer.record(
+                    [
+                        SessionStarted(
+                            session_id=sid,
+                            intent_id=plan.intent_id,
+                            intent=plan.intent,
+                            intent_record=dict(plan.intent_record),
+                            scenario=plan.scenario,
+                            sandbox_backend=plan.backend,
+                            template=plan.template,
+                            attempt=plan.attempt,
+                        )
+                    ],
+                    [],
+                )
+            writer.record(
+                [SessionEnded(status=status, reason=reason, user_turns=turns, tool_calls=calls)],  # type: ignore[arg-type]
+                [],
+            )
+            writer.flush()
+        finally:
+            if runner is not None:
+                runner.close()
+            if sandbox is not None:
+                sandbox.close()
+            if own_gateway:
+                web.close()
+    return SessionResult(
+        sid, status, reason, turns, calls, time.monotonic() - started, writer.append_latencies
+    )
+
+
+def _spec(client: ChatClient) -> ModelSpec:
+    spec = client.config.model_spec()
+    if client.config.base_url == SCRIPTED_BASE_URL:
+        return msgspec.structs.replace(spec, backend="scripted", base_url=None)
+    return spec
