@@ -1,10 +1,21 @@
 #!/usr/bin/env bash
-# Sets everything up and runs the main job on the embedded default (SQLite + local sandbox +
-# the scripted scenarios), leaving the store and the exports in ./out/.
+# Sets everything up and runs the main job on the embedded default: records the shipped
+# scripted scenarios on SQLite with the local (bubblewrap) sandbox, every tool call executed for
+# real, then exports the completed trajectories as SFT JSONL. Everything lands in ./out/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 mkdir -p out
 export ISE_ES_DB="sqlite:///$PWD/out/demo.db"
-.venv/bin/ise-es db upgrade
-.venv/bin/ise-es demo
+ise=.venv/bin/ise-es
+$ise db upgrade
+$ise record --scenario fixtures/scenarios
+$ise sessions list
+$ise verify
+if $ise project sft-jsonl --help >/dev/null 2>&1; then
+    $ise project sft-jsonl -o out/sft.jsonl
+fi
+first=$($ise sessions list --json | python3 -c "import json,sys; print(json.loads(sys.stdin.readline())[\"session_id\"])")
+echo
+echo "One recorded trajectory (ise-es sessions show $first):"
+$ise sessions show "$first"
