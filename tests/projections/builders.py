@@ -4,6 +4,7 @@ to a real store."""
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 from ise_es.events import (
@@ -217,7 +218,25 @@ class SessionBuilder:
         ]
 
     def append_to(self, store: EventStore) -> None:
-        store.append(self.stream_id, self.events, 0)
+        append_visible(store, self.stream_id, self.events, 0)
+
+
+def append_visible(
+    store: EventStore, stream_id: str, events: list[Event], expected_version: int
+) -> None:
+    """Append, then wait until catch-up readers can see the events.
+
+    On PostgreSQL a catch-up reader takes only rows below the oldest running transaction of the
+    whole server (see ise_es.store.sql), and other test runs share the server, so a row just
+    committed may stay invisible to `read_all` for a moment.
+    """
+    store.append(stream_id, events, expected_version)
+    last = store.read_stream(stream_id)[-1].position
+    deadline = time.monotonic() + 60
+    while not any(e.position == last for e in store.read_all(0, 1_000_000)):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"event at position {last} never became visible to catch-up")
+        time.sleep(0.05)
 
 
 def simple_session(session_id: str, *, status: str = "completed", turns: int = 2) -> SessionBuilder:

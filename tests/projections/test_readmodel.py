@@ -23,7 +23,7 @@ from ise_es.projections.tables import audit_findings, session_summaries
 from ise_es.store.engine import Engines, connect_engines
 from ise_es.store.schema import projection_checkpoints
 from ise_es.store.sql import SqlEventStore
-from tests.projections.builders import SessionBuilder, simple_session
+from tests.projections.builders import SessionBuilder, append_visible, simple_session
 
 
 @pytest.fixture
@@ -81,11 +81,11 @@ def test_a_session_seen_open_is_updated_when_it_ends(
 ) -> None:
     b = simple_session("late")
     ended_at = len(b.events) - 2  # closing turn + SessionEnded come later
-    store.append(b.stream_id, b.events[:ended_at], 0)
+    append_visible(store, b.stream_id, b.events[:ended_at], 0)
     catch_up(store, engines, StatsModel())
     [open_summary] = load_summaries(engines)
     assert open_summary.status is None
-    store.append(b.stream_id, b.events[ended_at:], ended_at)
+    append_visible(store, b.stream_id, b.events[ended_at:], ended_at)
     result = catch_up(store, engines, StatsModel())
     assert (result.events, result.sessions) == (2, 1)
     [summary] = load_summaries(engines)
@@ -99,7 +99,7 @@ def test_bounded_buffer_gives_the_same_rows(store: SqlEventStore, engines: Engin
     for i in range(max(len(a.events), len(b.events))):
         for s in (a, b):
             if i < len(s.events):
-                store.append(s.stream_id, [s.events[i]], i)
+                append_visible(store, s.stream_id, [s.events[i]], i)
     catch_up(store, engines, StatsModel(), max_buffered=3)
     small = rows(engines, session_summaries)
     catch_up(store, engines, StatsModel(), rebuild=True)
@@ -127,7 +127,8 @@ def test_checkpoint_and_rows_commit_together(store: SqlEventStore, engines: Engi
 def test_replays_give_the_determinism_rate(store: SqlEventStore, engines: Engines) -> None:
     simple_session("src").append_to(store)
     for rid, det, status in (("r1", 1.0, "reproduced"), ("r2", 0.8, "diverged")):
-        store.append(
+        append_visible(
+            store,
             f"replay-{rid}",
             [
                 ReplayStarted(

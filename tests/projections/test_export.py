@@ -1,0 +1,194 @@
+"""`sft-jsonl` export over a real store: filters, order, splits, atomic files, reruns."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from jsonschema import Draft202012Validator
+
+from ise_es.errors import ConfigError
+from ise_es.projections.export import (
+    ExportOptions,
+    export_sft,
+    parse_split,
+    split_of,
+    split_paths,
+)
+from ise_es.projections.formats import resolve_options
+from ise_es.store.engine import Engines, connect_engines
+from ise_es.store.sql import SqlEventStore
+from tests.projections.builders import SessionBuilder, simple_session
+from tests.projections.conftest import assert_alternates, assert_valid
+
+
+@pytest.fixture
+def engines(store: SqlEventStore) -> Iterator[Engines]:
+    e = connect_engines(store.url)
+    yield e
+    e.dispose()
+
+
+@pytest.fixture
+def corpus(store: SqlEventStore) -> SqlEventStore:
+    # Appended out of id order: the export must sort.
+    simple_session("s3", turns=3).append_to(store)
+    simple_session("s1", turns=1).append_to(store)
+    simple_session("s2", turns=2).append_to(store)
+    simple_session("capped", status="turn_cap").append_to(store)
+    drift = SessionBuilder("s4")
+    drift.user("Sure, let me tell you what I want.")
+    drift.agent("Tell me.")
+    drift.end().append_to(store)
+    return store
+
+
+def lines(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def sid(sample: dict[str, Any]) -> str:
+    return str(sample["session_id"])
+
+
+@pytest.mark.parametrize("fmt", ["openai", "sharegpt", "middle"])
+def test_every_line_matches_its_schema(
+    corpus: SqlEventStore,
+    engines: Engines,
+    tmp_path: Path,
+    fmt: str,
+    validators: dict[str, Draft202012Validator],
+) -> None:
+    out = tmp_path / "sft.jsonl"
+    report = export_sft(corpus, engines, out, ExportOptions(render=resolve_options(fmt)))
+    samples = lines(out)
+    assert report.samples == len(samples) == 4  # completed sessions only
+    assert report.bytes == out.stat().st_size
+    assert report.skipped == {}
+    for sample in samples:
+        assert_valid(validators[fmt], sample)
+        if fmt == "sharegpt":
+            assert_alternates(sample["conversations"])
+
+
+def test_order_and_completion_gating(
+    corpus: SqlEventStore, engines: Engines, tmp_path: Path
+) -> None:
+    out = tmp_path / "m.jsonl"
+    export_sft(corpus, engines, out, ExportOptions(render=resolve_options("middle")))
+    assert [sid(s) for s in lines(out)] == ["s1", "s2", "s3", "s4"]
+    export_sft(corpus, engines, out, ExportOptions(render=resolve_options("middle"), status="any"))
+    assert [sid(s) for s in lines(out)] == ["capped", "s1", "s2", "s3", "s4"]
+    export_sft(
+        corpus, engines, out, ExportOptions(render=resolve_options("middle"), status="turn_cap")
+    )
+    assert [sid(s) for s in lines(out)] == ["capped"]
+
+
+def test_min_user_turns_and_clean(corpus: SqlEventStore, engines: Engines, tmp_path: Path) -> None:
+    out = tmp_path / "m.jsonl"
+    middle = resolve_options("middle")
+    export_sft(corpus, engines, out, ExportOptions(render=middle, min_user_turns=2))
+    assert [sid(s) for s in lines(out)] == ["s2", "s3"]
+    report = export_sft(corpus, engines, out, ExportOptions(render=middle, clean=True))
+    assert [sid(s) for s in lines(out)] == ["s1", "s2", "s3"]
+    assert report.skipped == {"flagged by audit": 1}
+
+
+def test_per_turn_samples(corpus: SqlEventStore, engines: Engines, tmp_path: Path) -> None:
+    out = tmp_path / "t.jsonl"
+    report = export_sft(
+        corpus, engines, out, ExportOptions(render=resolve_options(samples="per-turn"))
+    )
+    assert report.samples == 1 + 2 + 3 + 1
+    assert report.sessions_exported == 4
+
+
+def test_split_is_deterministic_and_stable(
+    corpus: SqlEventStore, engines: Engines, tmp_path: Path
+) -> None:
+    split = parse_split("train=0.5,val=0.5")
+    options = ExportOptions(render=resolve_options("middle"), split=split, seed=7, status="any")
+    out = tmp_path / "sft.jsonl"
+    report = export_sft(corpus, engines, out, options)
+    paths = split_paths(out, ["train", "val"])
+    assert [Path(f.path) for f in report.files] == [paths["train"], paths["val"]]
+    assert not out.exists()
+    assigned = {sid(s): name for name, p in paths.items() for s in lines(p)}
+    assert sorted(assigned) == ["capped", "s1", "s2", "s3", "s4"]
+    assert all(split_of(k, 7, split) == v for k, v in assigned.items())
+    simple_session("s0").append_to(corpus)
+    export_sft(corpus, engines, out, options)
+    again = {sid(s): name for name, p in paths.items() for s in lines(p)}
+    assert {k: v for k, v in again.items() if k != "s0"} == assigned
+    other_seed = {k: split_of(k, 8, split) for k in again}
+    assert other_seed != again or len(set(again.values())) == 1
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("train=0.9", "add up to 0.9"),
+        ("train=0.5,train=0.5", "named twice"),
+        ("train:1", "bad split"),
+        ("train=-1,val=2", "bad split"),
+    ],
+)
+def test_bad_splits(text: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        parse_split(text)
+
+
+def test_rerun_without_new_events_is_a_no_op(
+    corpus: SqlEventStore, engines: Engines, tmp_path: Path
+) -> None:
+    out = tmp_path / "sft.jsonl"
+    options = ExportOptions()
+    first = export_sft(corpus, engines, out, options)
+    mtime = out.stat().st_mtime_ns
+    second = export_sft(corpus, engines, out, options)
+    assert second.up_to_date and second.samples == first.samples
+    assert out.stat().st_mtime_ns == mtime
+    # other options, a changed file, or new events each mean a real export
+    assert not export_sft(corpus, engines, out, ExportOptions(min_user_turns=2)).up_to_date
+    assert not export_sft(corpus, engines, out, options).up_to_date
+    assert export_sft(corpus, engines, out, options).up_to_date
+    out.write_text("edited\n")
+    assert not export_sft(corpus, engines, out, options).up_to_date
+    simple_session("s9").append_to(corpus)
+    report = export_sft(corpus, engines, out, options)
+    assert not report.up_to_date and report.samples == first.samples + 1
+    assert not export_sft(corpus, engines, out, options, force=True).up_to_date
+
+
+def test_failed_export_leaves_no_file(
+    corpus: SqlEventStore, engines: Engines, tmp_path: Path
+) -> None:
+    outdir = tmp_path / "out"
+    target = outdir / "taken"
+    target.mkdir(parents=True)
+    (target / "x").write_text("a directory cannot be replaced by a file")
+    with pytest.raises(OSError):
+        export_sft(corpus, engines, target, ExportOptions())
+    assert sorted(p.name for p in outdir.iterdir()) == ["taken"]
+    with pytest.raises(ConfigError, match="does not exist"):
+        export_sft(corpus, engines, tmp_path / "no" / "out.jsonl", ExportOptions())
+
+
+def test_redacted_export(store: SqlEventStore, engines: Engines, tmp_path: Path) -> None:
+    token = "xoxb-" + "1234567890-abcdefghijkl"
+    b = SessionBuilder("sec")
+    b.user(f"Post with {token}.")
+    b.agent("Posted.")
+    b.end().append_to(store)
+    out = tmp_path / "r.jsonl"
+    report = export_sft(store, engines, out, ExportOptions(clean=True))
+    assert report.samples == 0 and report.skipped == {"flagged by audit": 1}
+    report = export_sft(
+        store, engines, out, ExportOptions(render=resolve_options(redact=True), clean=True)
+    )
+    assert report.samples == 1
+    assert token not in out.read_text() and "[REDACTED:slack_token]" in out.read_text()
