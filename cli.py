@@ -401,5 +401,259 @@ def sessions_show(db_url: str, session_id: str, as_json: bool) -> None:
             print_session(store, events)
 
 
+# ----------------------------------------------------------------------------- project
+
+
+def _catch_up_note(result: Any) -> str:
+    how = "rebuilt" if result.rebuilt else "incremental"
+    return (
+        f"read model {result.name}: {how}, {result.events} new events, {result.sessions} "
+        f"sessions refolded in {result.seconds:.2f} s"
+    )
+
+
+@main.group()
+def project() -> None:
+    """Projections of the log: SFT training files, audits and corpus statistics.
+
+    \b
+    Example:
+        ise-es project sft-jsonl -o sft.jsonl --db sqlite:///corpus.db
+        ise-es project audit --db sqlite:///corpus.db
+        ise-es project stats --plots plots/ --db sqlite:///corpus.db
+    """
+
+
+@project.command("sft-jsonl")
+@db_option
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="JSONL file.")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["openai", "sharegpt", "middle"]),
+    default="openai",
+    show_default=True,
+    help="openai (OpenAI/TRL messages+tools), sharegpt (LLaMA-Factory), middle (ISE reference).",
+)
+@click.option(
+    "--reasoning",
+    type=click.Choice(["field", "think", "drop"]),
+    default=None,
+    help="reasoning_content field, inline <think> blocks, or removed "
+    "[default: field; think for sharegpt].",
+)
+@click.option(
+    "--samples",
+    type=click.Choice(["trajectory", "per-turn"]),
+    default="trajectory",
+    show_default=True,
+    help="One sample per trajectory, or one per user turn (thinking only on the target turn).",
+)
+@click.option(
+    "--status",
+    type=click.Choice(["completed", "turn_cap", "stalled", "error", "interrupted", "any"]),
+    default="completed",
+    show_default=True,
+    help="Sessions to keep by how they ended (completion gating).",
+)
+@click.option("--clean", is_flag=True, help="Drop trajectories the audits flag.")
+@click.option("--lexicon", type=click.Path(exists=True, dir_okay=False), help="Role-drift lexicon.")
+@click.option("--min-user-turns", type=click.IntRange(min=0), default=0, show_default=True)
+@click.option("--split", "split_spec", help="Shares per split, e.g. train=0.95,val=0.05.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the split.")
+@click.option("--redact-secrets", is_flag=True, help="Replace tokens, keys and URL passwords.")
+@click.option("--force", is_flag=True, help="Write even when the files are up to date.")
+@reports_errors
+def project_sft_jsonl(
+    db_url: str,
+    output: str,
+    fmt: str,
+    reasoning: str | None,
+    samples: str,
+    status: str,
+    clean: bool,
+    lexicon: str | None,
+    min_user_turns: int,
+    split_spec: str | None,
+    seed: int,
+    redact_secrets: bool,
+    force: bool,
+) -> None:
+    """Write trajectories as SFT JSONL, one sample per line, in session-id order.
+
+    With --split, one file per split (OUT.train.jsonl, OUT.val.jsonl), assigned by session id.
+
+    \b
+    Example:
+        ise-es project sft-jsonl -o sft.jsonl --format sharegpt --reasoning think
+        ise-es project sft-jsonl -o sft.jsonl --clean --split train=0.95,val=0.05 --seed 1
+    """
+    from ise_es.projections.audit import load_lexicon
+    from ise_es.projections.export import ExportOptions, parse_split
+    from ise_es.projections.formats import resolve_options
+    from ise_es.projections.run import run_export
+
+    options = ExportOptions(
+        render=resolve_options(fmt, reasoning, samples, redact=redact_secrets),
+        status=status,
+        clean=clean,
+        min_user_turns=min_user_turns,
+        split=parse_split(split_spec) if split_spec else None,
+        seed=seed,
+        lexicon=load_lexicon(lexicon) if lexicon else None,
+    )
+    report = run_export(db_url, output, options, force=force)
+    for f in report.files:
+        label = f" ({f.split})" if f.split else ""
+        click.echo(f"{f.path}{label}: {f.samples} samples, {f.bytes} bytes")
+    if report.up_to_date:
+        click.echo("up to date: no new events since the last export with these options")
+        return
+    skipped = ", ".join(f"{v} {k}" for k, v in sorted(report.skipped.items()))
+    click.echo(
+        f"{report.sessions_exported} of {report.sessions_considered} sessions exported"
+        + (f"; skipped: {skipped}" if skipped else "")
+        + f" ({report.seconds:.1f} s)"
+    )
+
+
+@project.command("audit")
+@db_option
+@click.option("--lexicon", type=click.Path(exists=True, dir_okay=False), help="Role-drift lexicon.")
+@click.option(
+    "--status",
+    type=click.Choice(["any", "completed", "turn_cap", "stalled", "error", "interrupted"]),
+    default="any",
+    show_default=True,
+    help="Summarise sessions that ended so.",
+)
+@click.option("--rebuild", is_flag=True, help="Recompute every session from the first event.")
+@click.option("--json", "as_json", is_flag=True, help="Summary and every finding as JSON.")
+@click.option(
+    "--show",
+    type=click.IntRange(min=0),
+    default=10,
+    show_default=True,
+    help="Flagged sessions to list.",
+)
+@reports_errors
+def project_audit(
+    db_url: str, lexicon: str | None, status: str, rebuild: bool, as_json: bool, show: int
+) -> None:
+    """Rule-based audits of every session (role drift, stagnation, tool-call integrity, orphans,
+    empty turns, leaked reasoning, secrets), stored per session and summarised.
+
+    \b
+    Example:
+        ise-es project audit --db sqlite:///corpus.db
+        ise-es project audit --lexicon my-phrases.txt --json > audit.json
+    """
+    import msgspec
+
+    from ise_es.projections.run import run_audit
+
+    run = run_audit(db_url, lexicon=lexicon, status=status, rebuild=rebuild)
+    if as_json:
+        click.echo(msgspec.json.format(msgspec.json.encode(run)).decode())
+        return
+    click.echo(_catch_up_note(run.catch_up), err=True)
+    for line in run.summary.lines():
+        click.echo(line)
+    for audit in run.flagged[:show]:
+        click.echo(f"  {audit.stream_id}:")
+        for f in audit.findings:
+            where = f" turn {f.turn}" if f.turn is not None else ""
+            click.echo(f"    {f.rule}{where}: {f.detail}")
+    if len(run.flagged) > show:
+        click.echo(f"  ... {len(run.flagged) - show} more flagged sessions (--json lists all)")
+
+
+@project.command("stats")
+@db_option
+@click.option(
+    "--status",
+    type=click.Choice(["completed", "any", "turn_cap", "stalled", "error", "interrupted"]),
+    default="completed",
+    show_default=True,
+    help="Trajectories Table 3 is computed over.",
+)
+@click.option("--json", "as_json", is_flag=True, help="The report as JSON.")
+@click.option("--plots", "plots_dir", type=click.Path(file_okay=False), help="Write PNGs here.")
+@click.option("--rebuild", is_flag=True, help="Recompute every session from the first event.")
+@reports_errors
+def project_stats(
+    db_url: str, status: str, as_json: bool, plots_dir: str | None, rebuild: bool
+) -> None:
+    """Corpus statistics: the paper's Table 3, tool shares, trigrams, co-occurrence, exit
+    codes, failure->recovery, tokens and the replay determinism rate.
+
+    \b
+    Example:
+        ise-es project stats --db sqlite:///corpus.db
+        ise-es project stats --json --plots plots/ > stats.json
+    """
+    import json
+
+    from ise_es.projections.run import run_stats, stats_to_json
+
+    run = run_stats(db_url, status=status, rebuild=rebuild)
+    written = []
+    if plots_dir:
+        from ise_es.projections.plots import write_plots
+
+        written = write_plots(run.stats, plots_dir)
+    if as_json:
+        click.echo(json.dumps(stats_to_json(run), indent=2))
+    else:
+        click.echo(_catch_up_note(run.catch_up), err=True)
+        for line in run.stats.lines():
+            click.echo(line)
+    for path in written:
+        click.echo(f"wrote {path}", err=True)
+
+
+# ----------------------------------------------------------------------------- import
+
+
+@main.group("import")
+def import_group() -> None:
+    """Import sessions recorded elsewhere into the store.
+
+    \b
+    Example:
+        ise-es import openclaw ~/.openclaw/agents/main/sessions/ --db sqlite:///corpus.db
+    """
+
+
+@import_group.command("openclaw")
+@db_option
+@click.argument("paths", nargs=-1, required=True, type=click.Path())
+@reports_errors
+def import_openclaw_cmd(db_url: str, paths: tuple[str, ...]) -> None:
+    """Import OpenClaw session JSONL files (or every *.jsonl under a directory), one session
+    stream per file. Re-importing a file is a no-op; a file with a bad line is not imported
+    at all, and the command exits 1 after importing the others.
+
+    \b
+    Example:
+        ise-es import openclaw fixtures/openclaw/ --db sqlite:///corpus.db
+    """
+    from ise_es.projections.run import import_files
+
+    results = import_files(db_url, paths)
+    for r in results:
+        if r.status == "failed":
+            click.echo(f"Error: {r.error}", err=True)
+        else:
+            click.echo(f"{r.status}: {r.path} -> {r.stream_id} ({r.events} events)")
+    failed = sum(r.status == "failed" for r in results)
+    click.echo(
+        f"{sum(r.status == 'imported' for r in results)} imported, "
+        f"{sum(r.status == 'already imported' for r in results)} already there, {failed} failed"
+    )
+    if failed:
+        raise SystemExit(1)
+
+
 if __name__ == "__main__":
     main()
