@@ -9,7 +9,10 @@ command is a `docker exec` as that user.
 
 Files are read, written and hashed through the container's merged overlay2 directory on the
 host (what `docker cp` does inside the engine), so this backend needs a local engine with the
-overlay2 storage driver; it says so at start otherwise. Timeouts kill the exec's process tree on
+overlay2 storage driver; it says so at start otherwise. The set of changed paths comes from the
+container's overlay upper directory when it is a plain one (cost follows the changes, as for
+`local`), else from the engine's change list (`container.diff()`), which this engine computes
+by walking the whole root filesystem (~1 s per call here). Timeouts kill the exec's process tree on
 the host: every process descending from the exec, or in a session one of them leads.
 """
 
@@ -36,7 +39,13 @@ from ise_es.sandbox.dockerimage import (
     docker_client,
     template_image,
 )
-from ise_es.sandbox.fsdiff import ChangeTracker, PathState, UpperMap, state_from_stat
+from ise_es.sandbox.fsdiff import (
+    ChangeTracker,
+    PathState,
+    UpperMap,
+    scan_overlay_upper,
+    state_from_stat,
+)
 from ise_es.sandbox.paths import (
     read_workspace_file,
     resolve_host_path,
@@ -67,6 +76,7 @@ class DockerSandbox(Sandbox):
         expected_digest: str | None = None,
         base_image: str = BASE_IMAGE,
         client: Any = None,
+        change_source: Literal["auto", "upper", "engine"] = "auto",
     ) -> None:
         self._client = client if client is not None else docker_client()
         self._api = self._client.api
@@ -98,7 +108,10 @@ class DockerSandbox(Sandbox):
                 init=True,
                 network_mode="none",
                 hostname="sandbox",
-                user=f"{SANDBOX_UID}:{SANDBOX_UID}",
+                # The keeper (docker-init + sleep) runs as root without capabilities, so that
+                # `kill -9 -1` by the sandbox user cannot stop the container; commands run as
+                # uid 1000.
+                user="0:0",
                 working_dir=WORKSPACE,
                 environment=self.environment,
                 mem_limit=limits.memory_bytes,
@@ -128,6 +141,11 @@ class DockerSandbox(Sandbox):
             self._remove()
             raise
         self._root = os.path.join(merged, WORKSPACE.lstrip("/"))
+        upper = self._container.attrs["GraphDriver"]["Data"].get("UpperDir")
+        self._upper = os.path.join(upper, WORKSPACE.lstrip("/")) if upper else None
+        if change_source == "auto":
+            change_source = "upper" if self._upper and _plain_overlay(merged) else "engine"
+        self.change_source = change_source
         self._tracker = ChangeTracker(
             template.manifest,
             self._scan,
@@ -180,8 +198,9 @@ class DockerSandbox(Sandbox):
         try:
             exec_id = self._api.exec_create(
                 self._container.id,
-                # A session of its own, so that a timeout can find everything it started.
-                ["setsid", "--wait", *argv],
+                # The engine makes an exec's process a session leader: its host pid is the
+                # session id of everything it starts, which is how a timeout finds them.
+                argv,
                 stdout=True,
                 stderr=True,
                 stdin=bool(stdin),
@@ -298,18 +317,23 @@ class DockerSandbox(Sandbox):
         return dict(self._api.exec_inspect(exec_id))
 
     def _kill_exec(self, exec_id: str) -> None:
-        """SIGKILL the exec's process tree, seen from the host's /proc."""
+        """SIGKILL the exec's process tree, seen from the host's /proc: its descendants and
+        every process of a session one of them leads, remembered across rounds so that orphans
+        of a dead session leader are still found."""
         with contextlib.suppress(Exception):
             pid = int(self._api.exec_inspect(exec_id).get("Pid") or 0)
-            if pid > 0:
-                for _ in range(10):
-                    victims = _process_tree(pid)
-                    if not victims:
-                        break
-                    for p in victims:
-                        with contextlib.suppress(ProcessLookupError):
-                            os.kill(p, 9)
-                    time.sleep(0.01)
+            if pid <= 0:
+                return
+            pids: set[int] = {pid}
+            sessions: set[int] = {pid}
+            for _ in range(200):
+                victims = _process_tree(pids, sessions, self.container_id)
+                if not victims:
+                    return
+                for p in victims:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(p, 9)
+                time.sleep(0.005)
 
     def interactive_argv(
         self,
@@ -339,6 +363,13 @@ class DockerSandbox(Sandbox):
 
     def _scan(self) -> UpperMap:
         self._check_open()
+        if self.change_source == "upper" and self._upper is not None:
+            return scan_overlay_upper(self._upper)
+        return self._scan_engine()
+
+    def _scan_engine(self) -> UpperMap:
+        """The engine's change list. Some engines compute it by walking the whole root
+        filesystem (overlay2 "naive diff"), about 1 s here, hence the upper-directory route."""
         out: UpperMap = {}
         for ch in self._container.diff() or []:
             path = ch["Path"]
@@ -374,8 +405,10 @@ class DockerSandbox(Sandbox):
         self._remove()
 
 
-def _process_tree(root: int) -> list[int]:
-    """`root`, its descendants, and every process in a session one of them leads."""
+def _process_tree(pids: set[int], sessions: set[int], container_id: str) -> list[int]:
+    """Live processes of the container in `pids`, descending from them, or in one of
+    `sessions`; both sets grow with what is found (every process found may lead a session).
+    Membership in the container's cgroup is checked so that a recycled pid is never hit."""
     parent: dict[int, int] = {}
     session: dict[int, int] = {}
     for entry in os.listdir("/proc"):
@@ -386,14 +419,44 @@ def _process_tree(root: int) -> list[int]:
         except OSError:
             continue
         fields = stat[stat.rindex(")") + 2 :].split()
+        if fields[0] == "Z":
+            continue  # already dead, waiting to be reaped
         parent[int(entry)] = int(fields[1])
         session[int(entry)] = int(fields[3])
-    tree = {root} if root in parent else set()
+    found: set[int] = set()
     changed = True
     while changed:
         changed = False
         for pid, ppid in parent.items():
-            if pid not in tree and (ppid in tree or session[pid] in tree):
-                tree.add(pid)
+            if pid not in found and (pid in pids or ppid in found or session[pid] in sessions):
+                found.add(pid)
                 changed = True
-    return sorted(tree)
+    found = {p for p in found if _in_container(p, container_id)}
+    pids |= found
+    sessions |= found
+    return sorted(found)
+
+
+def _in_container(pid: int, container_id: str) -> bool:
+    try:
+        return container_id in Path("/proc", str(pid), "cgroup").read_text()
+    except OSError:
+        return False
+
+
+def _plain_overlay(merged: str) -> bool:
+    """True when `merged` is an overlay mount whose upper directory alone holds every change
+    (no redirect_dir or metacopy entries), so it can be read like the local backend's."""
+    for line in Path("/proc/mounts").read_text().splitlines():
+        fields = line.split()
+        if len(fields) > 3 and fields[1] == merged and fields[2] == "overlay":
+            opts = fields[3].split(",")
+            if "redirect_dir=on" in opts or "metacopy=on" in opts:
+                return False
+            return all(
+                Path(f"/sys/module/overlay/parameters/{p}").read_text().strip() in ("N", "n")
+                or f"{p}=off" in opts
+                for p in ("redirect_dir", "metacopy")
+                if Path(f"/sys/module/overlay/parameters/{p}").exists()
+            )
+    return False

@@ -64,8 +64,14 @@ def state_from_stat(path: str, st: os.stat_result) -> PathState:
 
 
 def scan_overlay_upper(upper: str) -> UpperMap:
-    """Every entry of an overlayfs upper directory (whiteouts are 0/0 character devices)."""
+    """Every entry of an overlayfs upper directory (whiteouts are 0/0 character devices).
+
+    Assumes the overlay was mounted with redirect_dir and metacopy off (every changed entry is
+    whole in the upper directory). A missing `upper` is an empty layer.
+    """
     out: UpperMap = {}
+    if not os.path.isdir(upper):
+        return out
     stack = [""]
     while stack:
         rel_dir = stack.pop()
