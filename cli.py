@@ -655,5 +655,48 @@ def import_openclaw_cmd(db_url: str, paths: tuple[str, ...]) -> None:
         raise SystemExit(1)
 
 
+# ----------------------------------------------------------------------------- sandbox
+
+
+@main.group()
+def sandbox() -> None:
+    """Sandbox images and workspace templates."""
+
+
+@sandbox.command("build-image")
+@click.option("--force", is_flag=True, help="Rebuild even when the image exists.")
+@click.option("--mirror", default=None, help="Debian mirror URL (default: the host's apt one).")
+@reports_errors
+def sandbox_build_image(force: bool, mirror: str | None) -> None:
+    """Build the docker backend's Debian bookworm image (debootstrap + docker import).
+
+    Starts `dockerd --bridge=none` when no engine answers. Skipped when the image exists.
+
+    \b
+    Example:
+        ise-es sandbox build-image
+    """
+    from ise_es.sandbox.dockerimage import build_base_image, ensure_dockerd
+
+    client = ensure_dockerd()
+    image_id = build_base_image(client, force=force, mirror=mirror, progress=click.echo)
+    click.echo(image_id)
+
+
+@sandbox.command("template-digest")
+@click.argument("template")
+@reports_errors
+def sandbox_template_digest(template: str) -> None:
+    """Print a workspace template's content digest (what sessions record).
+
+    \b
+    Example:
+        ise-es sandbox template-digest pyproject
+    """
+    from ise_es.sandbox.templates import load_template
+
+    click.echo(load_template(template).digest)
+
+
 if __name__ == "__main__":
     main()
