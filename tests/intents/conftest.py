@@ -22,3 +22,8 @@ def other_sqlite_url(sqlite_template: Path, tmp_path: Path) -> str:
     path.parent.mkdir()
     shutil.copyfile(sqlite_template, path)
     return f"sqlite:///{path}"
+
+
+from tests.support.fixtures import openai_server  # noqa: E402
+
+__all__ = ["openai_server"]
