@@ -29,12 +29,14 @@ def test_bytes_survive_byte_exact() -> None:
 
 
 def test_unknown_type_names_type_and_version() -> None:
-    with pytest.raises(UnknownEventType, match=r"unknown event type 'gizmo_added' \(schema version 3\)"):
+    expected = r"unknown event type 'gizmo_added' \(schema version 3\)"
+    with pytest.raises(UnknownEventType, match=expected):
         events.decode_payload("gizmo_added", 3, b"{}")
 
 
 def test_newer_schema_version_is_refused() -> None:
-    with pytest.raises(UnknownEventType, match="'user_turn' has schema version 2, newer than the 1"):
+    expected = "'user_turn' has schema version 2, newer than the 1"
+    with pytest.raises(UnknownEventType, match=expected):
         events.decode_payload("user_turn", 2, b'{"type":"user_turn","turn":1,"text":"x"}')
 
 
