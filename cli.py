@@ -698,5 +698,330 @@ def sandbox_template_digest(template: str) -> None:
     click.echo(load_template(template).digest)
 
 
+# ----------------------------------------------------------------------------- intents
+
+
+@main.group()
+def intents() -> None:
+    """Stage 1: personas, 4D intent sampling, rendering, dedup, JSONL import/export.
+
+    \b
+    Example:
+        ise-es intents personas --count 1000 --generator offline
+        ise-es intents generate --count 500 --seed 7 --renderer template
+        ise-es intents export -o intents.jsonl
+    """
+
+
+@intents.command("personas")
+@db_option
+@click.option("--count", type=click.IntRange(1), default=1000, show_default=True)
+@click.option(
+    "--generator",
+    type=click.Choice(["llm", "offline"]),
+    default="llm",
+    show_default=True,
+    help="llm: ask the persona model; offline: the seeded combiner of shipped parts.",
+)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option(
+    "--batch",
+    type=click.IntRange(1, 50),
+    default=10,
+    show_default=True,
+    help="Personas asked for per model call.",
+)
+@_apply(_role_options("persona"))
+@reports_errors
+def intents_personas(
+    db_url: str, count: int, generator: str, seed: int, batch: int, **roles: Any
+) -> None:
+    """Generate, validate, deduplicate and freeze a persona pool.
+
+    \b
+    Example:
+        ise-es intents personas --count 1000 --persona-model qwen3-8b \\
+            --persona-base-url http://127.0.0.1:8000/v1
+        ise-es intents personas --count 200 --generator offline --seed 1
+    """
+    from rich.console import Console
+
+    from ise_es.intents.commands import make_personas
+    from ise_es.store.sql import open_store
+
+    with open_store(db_url) as store:
+        pool, fresh, notes = make_personas(
+            store,
+            count=count,
+            generator=generator,
+            seed=seed,
+            batch=batch,
+            roles=roles,
+            console=Console(stderr=True),
+        )
+    for note in notes:
+        click.echo(f"note: {note}", err=True)
+    state = "frozen" if fresh else "already frozen"
+    click.echo(f"persona pool {pool.pool_id} {state} (digest {pool.digest})")
+    click.echo("  " + "  ".join(f"{k}={v}" for k, v in pool.counts.items()))
+
+
+@intents.command("generate")
+@db_option
+@click.option("--count", type=click.IntRange(1), required=True, help="Intents to accept.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option(
+    "--renderer", type=click.Choice(["llm", "template"]), default="llm", show_default=True
+)
+@click.option("--workers", type=click.IntRange(1, 64), default=4, show_default=True)
+@click.option("--pool", "pool_id", default=None, help="Persona pool id (default: the latest).")
+@click.option(
+    "--near-dup",
+    type=click.Choice(["auto", "embedding", "minhash", "off"]),
+    default="auto",
+    show_default=True,
+    help="Near-duplicate method; auto: embeddings if the model loads, else MinHash.",
+)
+@click.option(
+    "--near-threshold",
+    type=click.FloatRange(0, 1),
+    default=None,
+    help="Cosine (default 0.92) or estimated Jaccard (default 0.8) threshold.",
+)
+@click.option("--embed-model", default="all-mpnet-base-v2", show_default=True)
+@_apply(_role_options("render"))
+@reports_errors
+def intents_generate(
+    db_url: str,
+    count: int,
+    seed: int,
+    renderer: str,
+    workers: int,
+    pool_id: str | None,
+    near_dup: str,
+    near_threshold: float | None,
+    embed_model: str,
+    **roles: Any,
+) -> None:
+    """Sample, render, deduplicate and record intents until COUNT are accepted.
+
+    Resumable: rerunning the same command continues where it stopped.
+
+    \b
+    Example:
+        ise-es intents generate --count 1000 --seed 7 --renderer template
+        ise-es intents generate --count 1000 --workers 8 --render-model qwen3-8b
+    """
+    from rich.console import Console
+
+    from ise_es.intents.commands import run_generate
+    from ise_es.store.sql import open_store
+
+    with open_store(db_url) as store:
+        r = run_generate(
+            store,
+            count=count,
+            seed=seed,
+            renderer_name=renderer,
+            workers=workers,
+            pool_id=pool_id,
+            near=near_dup,
+            threshold=near_threshold,
+            embed_model=embed_model,
+            roles=roles,
+            console=Console(stderr=True),
+        )
+    click.echo(
+        f"accepted {r.accepted}/{r.target} (resumed {r.resumed}); this run drew {r.draws}: "
+        f"{r.duplicates} duplicates, {r.invalid} invalid; pool {r.pool_id}, seed {r.seed}"
+    )
+    if r.exhausted:
+        click.echo("Error: stopped at the draw limit before reaching --count", err=True)
+        sys.exit(1)
+
+
+@intents.command("export")
+@db_option
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True)
+@click.option("--include-rejected", is_flag=True, help="Also write rejected intents.")
+@reports_errors
+def intents_export(db_url: str, output: Path, include_rejected: bool) -> None:
+    """Write intents as JSONL in the reference schema.
+
+    \b
+    Example:
+        ise-es intents export -o intents.jsonl
+    """
+    from ise_es.intents.jsonl import export_intents
+    from ise_es.intents.library import load_library
+    from ise_es.store.sql import open_store
+
+    with open_store(db_url) as store:
+        r = export_intents(store, output, load_library(), include_rejected=include_rejected)
+    click.echo(f"wrote {r.written} intents to {output} ({r.skipped_rejected} rejected left out)")
+
+
+@intents.command("import")
+@db_option
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--skip-invalid", is_flag=True, help="Record the valid lines, report the rest.")
+@reports_errors
+def intents_import(db_url: str, file: Path, skip_invalid: bool) -> None:
+    """Record intents from a reference-schema JSONL file (or {question, answer} lines).
+
+    \b
+    Example:
+        ise-es intents import intents.jsonl
+        ise-es intents import questions.jsonl --skip-invalid
+    """
+    from ise_es.intents.jsonl import import_intents
+    from ise_es.store.sql import open_store
+
+    with open_store(db_url) as store:
+        r = import_intents(store, file, skip_invalid=skip_invalid)
+    for problem in r.invalid:
+        click.echo(f"skipped {problem}", err=True)
+    click.echo(
+        f"imported {r.recorded} intents ({r.already_present} already present, "
+        f"{len(r.invalid)} invalid lines skipped)"
+    )
+
+
+@intents.command("space")
+@click.option(
+    "--db",
+    "db_url",
+    envvar="ISE_ES_DB",
+    default=None,
+    help="Store holding the persona pool (env ISE_ES_DB).",
+)
+@click.option("--pool", "pool_id", default=None, help="Persona pool id (default: the latest).")
+@click.option(
+    "--personas",
+    type=click.IntRange(1),
+    default=None,
+    help="Count personas as this many instead of reading a pool.",
+)
+@reports_errors
+def intents_space(db_url: str | None, pool_id: str | None, personas: int | None) -> None:
+    """Print the size of the Persona x Domain x Task x Complexity space and its factors.
+
+    \b
+    Example:
+        ise-es intents space --personas 1000
+    """
+    from ise_es.intents.commands import space_report
+
+    if personas is None and db_url:
+        from ise_es.store.sql import open_store
+
+        with open_store(db_url) as store:
+            s = space_report(store, pool_id, None)
+    else:
+        s = space_report(None, pool_id, personas)
+    subsets = " + ".join(f"C({s.domains},{k}) = {v}" for k, v in s.domain_subsets.items())
+    click.echo(f"domains: {s.domains}")
+    click.echo(f"domain subsets: {subsets} -> {s.domain_subset_total}")
+    click.echo(f"task subsets (3-6 tasks of the chosen domains), summed: {s.task_subsets:,}")
+    click.echo(
+        f"  of which touch every chosen domain (what the sampler draws): "
+        f"{s.task_subsets_covering:,}"
+    )
+    click.echo(f"complexity levels: {s.complexities}")
+    click.echo(f"personas: {s.personas}")
+    click.echo(
+        f"tuple space: {s.task_subsets:,} x {s.complexities} x {s.personas} = {s.total:,}"
+        f" ({s.total:.3e}); sampler-reachable: {s.total_covering:.3e}"
+    )
+
+
+@project.command("diversity")
+@db_option
+@click.option(
+    "--source", type=click.Choice(["intents", "first-turns"]), default="intents", show_default=True
+)
+@click.option(
+    "--input",
+    "input_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Read an intents JSONL file instead of the store.",
+)
+@click.option(
+    "--model",
+    default="all-mpnet-base-v2",
+    show_default=True,
+    help="all-mpnet-base-v2, all-minilm-l6-v2, or a model directory.",
+)
+@click.option("--q", type=float, default=1.0, show_default=True, help="Vendi Score order.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write the report as JSON.",
+)
+@click.option(
+    "--plot",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write the Vendi scaling curve as PNG.",
+)
+@reports_errors
+def project_diversity(
+    db_url: str,
+    source: str,
+    input_file: Path | None,
+    model: str,
+    q: float,
+    seed: int,
+    output: Path | None,
+    plot: Path | None,
+) -> None:
+    """Diversity of intents or first user turns: Vendi, bootstrap, curve, Distinct-N, Self-BLEU.
+
+    Needs the optional extra: pip install torch==2.13.0 'ise-es[diversity]'.
+
+    \b
+    Example:
+        ise-es project diversity -o diversity.json --plot vendi.png
+        ise-es project diversity --input intents.jsonl --model all-minilm-l6-v2
+    """
+    from rich.console import Console
+
+    from ise_es.intents.commands import run_diversity
+
+    console = Console(stderr=True)
+    if input_file is not None:
+        text = run_diversity(
+            store=None,
+            input_file=input_file,
+            source=source,
+            model=model,
+            q=q,
+            seed=seed,
+            output=output,
+            plot=plot,
+            console=console,
+        )
+    else:
+        from ise_es.store.sql import open_store
+
+        with open_store(db_url) as store:
+            text = run_diversity(
+                store=store,
+                input_file=None,
+                source=source,
+                model=model,
+                q=q,
+                seed=seed,
+                output=output,
+                plot=plot,
+                console=console,
+            )
+    click.echo(text)
+
+
 if __name__ == "__main__":
     main()

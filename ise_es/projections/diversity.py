@@ -161,6 +161,9 @@ class DiversityReport(msgspec.Struct, kw_only=True):
     self_bleu_samples: int
     slices: list[SliceRow]
     seconds: dict[str, float]
+    embedded_now: int = 0
+    """Texts the model embedded in this run (0 when every vector came from the cache)."""
+    cache_hits: int = 0
 
 
 def _draws(
@@ -357,4 +360,5 @@ def format_report(report: DiversityReport) -> str:
             f"  {row.kind:<17} {row.group:<24} n={row.n:<6} {row.vendi:7.2f}  {at:<18} {d2}"
         )
     lines.append("time: " + ", ".join(f"{k} {v:.2f}s" for k, v in report.seconds.items()))
+    lines.append(f"embedded now: {report.embedded_now}, from cache: {report.cache_hits}")
     return "\n".join(lines)

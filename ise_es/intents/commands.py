@@ -1,0 +1,285 @@
+"""What the `ise-es intents ...` and `ise-es project diversity` commands do, behind the CLI.
+
+cli.py parses options and calls these; they wire the library together (store, models, progress
+display) and return what the CLI prints. Errors are ise-es errors with messages that say what
+to do next.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import msgspec
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from ise_es.errors import ConfigError, InvalidInput
+from ise_es.intents.dedup import Deduplicator, EmbeddingIndex, MinHashIndex, NearIndex
+from ise_es.intents.embeddings import DEFAULT_MODEL, Embedder, default_cache_dir
+from ise_es.intents.generate import GenerateReport, generate_intents
+from ise_es.intents.library import load_library
+from ise_es.intents.personas import (
+    PersonaPool,
+    build_pool,
+    freeze_pool,
+    latest_pool,
+    load_pool,
+    make_pool,
+    offline_personas,
+)
+from ise_es.intents.render import Renderer, TemplateRenderer
+from ise_es.intents.sampler import SpaceReport, tuple_space
+from ise_es.llm.base import ChatClient, RoleConfig
+from ise_es.store.base import EventStore
+
+__all__ = [
+    "make_personas",
+    "run_diversity",
+    "run_generate",
+    "space_report",
+]
+
+
+def role_config(role: str, roles: Mapping[str, Any]) -> RoleConfig:
+    """A RoleConfig from the CLI's `--ROLE-*` options."""
+    if not roles.get(f"{role}_model"):
+        raise ConfigError(f"--{role}-model is required for this role")
+    return RoleConfig.from_mapping(
+        {
+            "role": role,
+            "model": roles[f"{role}_model"],
+            "base_url": roles[f"{role}_base_url"],
+            "api_key_env": roles[f"{role}_api_key_env"] or None,
+            "temperature": roles[f"{role}_temperature"],
+            "max_tokens": roles[f"{role}_max_tokens"],
+            "timeout_s": roles[f"{role}_timeout"],
+            "max_retries": roles[f"{role}_retries"],
+        },
+        source=f"--{role}-* options",
+    )
+
+
+def _client(config: RoleConfig) -> ChatClient:
+    from ise_es.llm.openai_client import OpenAIChatClient
+
+    environ = dict(os.environ)
+    key_env = config.api_key_env
+    if key_env and key_env.startswith("ISE_ES_") and key_env not in environ:
+        # The default variable name is only a suggestion: a local server (vLLM) wants no key.
+        config = msgspec.structs.replace(config, api_key_env=None)
+    return OpenAIChatClient(config, environ=environ)
+
+
+def make_personas(
+    store: EventStore,
+    *,
+    count: int,
+    generator: str,
+    seed: int,
+    batch: int,
+    roles: Mapping[str, Any],
+    console: Console,
+) -> tuple[PersonaPool, bool, list[str]]:
+    """Generate, validate, deduplicate and freeze a pool.
+
+    Returns:
+        (pool, newly frozen, problems worth showing)
+    """
+    notes: list[str] = []
+    if generator == "offline":
+        build = build_pool(offline_personas(count + count // 2 + 10, seed))
+        build.personas = build.personas[:count]
+    else:
+        if not roles.get("persona_model"):
+            raise ConfigError(
+                "--generator llm needs --persona-model (and --persona-base-url); "
+                "use --generator offline for the seeded offline combiner"
+            )
+        from ise_es.intents.llm_render import generate_personas
+
+        client = _client(role_config("persona", roles))
+        progress = Progress(
+            TextColumn("[bold]personas"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[detail]}"),
+            TimeElapsedColumn(),
+            console=console,
+        )
+        task = progress.add_task("personas", total=count, detail="")
+        try:
+            with progress:
+                build, notes = generate_personas(
+                    client,
+                    count,
+                    seed=seed,
+                    batch=batch,
+                    progress=lambda b, calls: progress.update(
+                        task,
+                        completed=min(len(b.personas), count),
+                        detail=f"calls {calls}  invalid {len(b.invalid)}  dup {b.duplicates}",
+                    ),
+                )
+        finally:
+            client.close()
+    if len(build.personas) < count:
+        notes.append(f"only {len(build.personas)} valid distinct personas of {count} requested")
+    extra = {"candidates": build.candidates, "invalid": len(build.invalid),
+             "duplicates": build.duplicates}  # fmt: skip
+    pool = make_pool(build.personas, extra)
+    fresh = freeze_pool(store, pool)
+    return pool, fresh, notes + build.invalid[:5]
+
+
+def pick_pool(store: EventStore, pool_id: str | None) -> PersonaPool:
+    return load_pool(store, pool_id) if pool_id else latest_pool(store)
+
+
+def near_index(method: str, threshold: float | None, embed_model: str,
+               console: Console) -> NearIndex | None:  # fmt: skip
+    """The near-duplicate index: `auto` uses embeddings when the model loads, else MinHash."""
+    if method == "off":
+        return None
+    if method in ("auto", "embedding"):
+        embedder = Embedder(embed_model, cache_dir=default_cache_dir(os.environ))
+        try:
+            embedder.ensure_available()
+            return EmbeddingIndex(embedder, threshold=threshold or 0.92)
+        except ConfigError as e:
+            if method == "embedding":
+                raise
+            console.print(f"near-duplicates: MinHash ({e})", style="dim")
+    return MinHashIndex(threshold=threshold or 0.8)
+
+
+def run_generate(
+    store: EventStore,
+    *,
+    count: int,
+    seed: int,
+    renderer_name: str,
+    workers: int,
+    pool_id: str | None,
+    near: str,
+    threshold: float | None,
+    embed_model: str,
+    roles: Mapping[str, Any],
+    console: Console,
+) -> GenerateReport:
+    pool = pick_pool(store, pool_id)
+    library = load_library()
+    renderer: Renderer
+    client: ChatClient | None = None
+    if renderer_name == "template":
+        renderer = TemplateRenderer()
+    else:
+        if not roles.get("render_model"):
+            raise ConfigError(
+                "--renderer llm needs --render-model (and --render-base-url); "
+                "use --renderer template to run offline"
+            )
+        from ise_es.intents.llm_render import LLMRenderer
+
+        client = _client(role_config("render", roles))
+        renderer = LLMRenderer(client)
+    dedup = Deduplicator(near_index(near, threshold, embed_model, console))
+    progress = Progress(
+        TextColumn("[bold]intents"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[detail]}"),
+        TimeElapsedColumn(),
+        console=console,
+    )
+    task = progress.add_task("intents", total=count, detail="")
+
+    def show(r: GenerateReport) -> None:
+        progress.update(
+            task,
+            completed=min(r.accepted, count),
+            detail=f"drawn {r.draws}  duplicates {r.duplicates}  invalid {r.invalid}",
+        )
+
+    try:
+        with progress:
+            return generate_intents(
+                store,
+                library=library,
+                pool=pool,
+                renderer=renderer,
+                dedup=dedup,
+                count=count,
+                seed=seed,
+                workers=workers,
+                progress=show,
+            )
+    finally:
+        if client is not None:
+            client.close()
+
+
+def space_report(store: EventStore | None, pool_id: str | None,
+                 personas: int | None) -> SpaceReport:  # fmt: skip
+    if personas is None:
+        if store is None:
+            raise ConfigError("give --personas N or a store holding a frozen pool (--db)")
+        personas = len(pick_pool(store, pool_id).personas)
+    return tuple_space(load_library(), personas)
+
+
+def run_diversity(
+    *,
+    store: EventStore | None,
+    input_file: Path | None,
+    source: str,
+    model: str,
+    q: float,
+    seed: int,
+    output: Path | None,
+    plot: Path | None,
+    console: Console,
+) -> str:
+    """Build the report; returns its text form (files are written when asked)."""
+    from ise_es.projections.diversity import (
+        DiversityOptions,
+        diversity_report,
+        format_report,
+        items_from_file,
+        items_from_first_turns,
+        items_from_intents,
+        plot_scaling_curve,
+        write_report,
+    )
+
+    if input_file is not None:
+        items = items_from_file(input_file)
+        label = str(input_file)
+    elif store is None:
+        raise ConfigError("give --input FILE.jsonl or a store (--db)")
+    elif source == "first-turns":
+        items = items_from_first_turns(store)
+        label = "first user turns"
+    else:
+        items = items_from_intents(store, load_library())
+        label = "intents"
+    if len(items) < 2:
+        raise InvalidInput(f"{label}: {len(items)} texts; diversity needs at least 2")
+    embedder = Embedder(model or DEFAULT_MODEL, cache_dir=default_cache_dir(os.environ))
+    with console.status(f"embedding {len(items)} texts with {embedder.model}"):
+        report = diversity_report(
+            items,
+            embedder,
+            options=DiversityOptions(q=q, seed=seed),
+            source=label,
+            model=embedder.model,
+        )
+    report.embedded_now = embedder.stats.computed
+    report.cache_hits = embedder.stats.cache_hits
+    if output is not None:
+        write_report(report, output)
+    if plot is not None:
+        plot_scaling_curve(report, plot)
+    return format_report(report)
