@@ -119,8 +119,8 @@ class Generator:
         rng = self.rng
         sid = hashlib.sha256(f"corpus:{index}".encode()).hexdigest()[:16]
         turns = rng.choices(USER_TURN_CHOICES, USER_TURN_WEIGHTS)[0]
-        total_calls = max(1, round(rng.gammavariate(4.0, 28.9 / 4.0)))
-        k = min(len(TOOLS) - 1, max(1, round(rng.gauss(4.3, 1.3))))
+        total_calls = max(1, round(rng.gammavariate(4.0, 29.4 / 4.0)))
+        k = min(len(TOOLS) - 1, max(1, round(rng.gauss(4.8, 1.3))))
         others: list[str] = []
         while len(others) < k:
             t = rng.choices(TOOLS, OTHER_WEIGHTS)[0]

@@ -1,16 +1,19 @@
-"""`ise-es project sft-jsonl`: trajectories to training files, in constant memory.
+"""`ise-es project sft-jsonl`: trajectories to training files, in one pass and bounded memory.
 
-Sessions are visited one at a time in session-id order (sorted here, not by the database's
-collation, so SQLite and PostgreSQL give the same file), each read, folded, filtered and
-rendered, and its lines written straight to a temporary file beside the output, renamed over
-it only when everything succeeded. Which sessions qualify comes from the session-summary read
-model (status, user turns), brought up to date first; `--clean` audits each session as it is
-exported.
+One catch-up read of the log (only the event types projections need: never the output chunks)
+gathers each session's events until its SessionEnded arrives; the session is then folded,
+filtered, rendered, and its lines appended to a spool file beside the output, with its
+(session id, offset, length) kept in a small index. At the end the spool is copied into the
+output file(s) in session-id order (sorted here, not by a database collation, so SQLite and
+PostgreSQL give identical files), and each file is fsynced and renamed into place only when
+everything succeeded. Memory holds the index and the sessions still open in the log; if open
+sessions ever hold more than `max_buffered` events their buffers are dropped and those
+sessions are re-read from the store when they end.
 
-Re-running with the same options when the read model's checkpoint has not moved and the output
-files are as this export left them does nothing (`up_to_date`). When the log has new events
-the files are written again in full: samples are ordered by session id, so new sessions land
-in the middle of the file.
+Sessions that have not ended are not trajectories and are never exported (`--status any`
+keeps every ended session). A rerun with the same options, when no session has ended since
+the last export and the files are as it left them, does nothing (`up_to_date`); otherwise the
+files are written again in full.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import msgspec
 import sqlalchemy as sa
@@ -30,12 +33,12 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from ise_es.errors import ConfigError
+from ise_es.events import SessionEnded
 from ise_es.projections.audit import audit_session, load_lexicon
 from ise_es.projections.formats import RenderOptions, Unrepresentable, render
-from ise_es.projections.readmodel import StatsModel, catch_up
-from ise_es.projections.session import fold_session
-from ise_es.projections.tables import export_manifests, session_summaries
-from ise_es.store.base import EventStore
+from ise_es.projections.session import SESSION_EVENT_TYPES, SessionView, fold_session
+from ise_es.projections.tables import export_manifests
+from ise_es.store.base import EventStore, StoredEvent
 from ise_es.store.engine import Engines
 
 __all__ = [
@@ -150,24 +153,30 @@ def _file_state(path: Path) -> dict[str, Any] | None:
     return {"path": str(path), "size": st.st_size, "mtime_ns": st.st_mtime_ns}
 
 
-def _manifest_matches(
-    engines: Engines, output: Path, digest: str, position: int
-) -> list[OutputFile] | None:
+class _Manifest(msgspec.Struct, kw_only=True):
+    options_digest: str
+    position: int
+    files: list[dict[str, Any]]
+
+
+def _load_manifest(engines: Engines, output: Path) -> _Manifest | None:
     with engines.read.connect() as conn:
         row = conn.execute(
             sa.select(export_manifests).where(export_manifests.c.output == str(output))
         ).one_or_none()
-    if row is None or row.options_digest != digest or row.position != position:
+    if row is None:
         return None
-    files = json.loads(row.files)
-    for f in files:
+    return _Manifest(
+        options_digest=row.options_digest, position=row.position, files=json.loads(row.files)
+    )
+
+
+def _files_unchanged(manifest: _Manifest) -> bool:
+    for f in manifest.files:
         state = _file_state(Path(f["path"]))
         if state is None or state["size"] != f["size"] or state["mtime_ns"] != f["mtime_ns"]:
-            return None
-    return [
-        OutputFile(path=f["path"], samples=f["samples"], bytes=f["size"], split=f["split"])
-        for f in files
-    ]
+            return False
+    return True
 
 
 def _save_manifest(
@@ -205,14 +214,98 @@ def _save_manifest(
         )
 
 
-def _candidates(engines: Engines, options: ExportOptions) -> list[str]:
-    query = sa.select(session_summaries.c.stream_id)
-    if options.status != "any":
-        query = query.where(session_summaries.c.status == options.status)
-    if options.min_user_turns > 0:
-        query = query.where(session_summaries.c.user_turns >= options.min_user_turns)
-    with engines.read.connect() as conn:
-        return sorted(conn.execute(query).scalars())
+class _Entry(msgspec.Struct, array_like=True):
+    session_id: str
+    split: str | None
+    offset: int
+    length: int
+    samples: int
+
+
+class _Exporter:
+    """Renders ended sessions into the spool as they arrive; see the module docstring."""
+
+    def __init__(self, options: ExportOptions, spool: BinaryIO) -> None:
+        self.options = options
+        self.spool = spool
+        self.lexicon = (options.lexicon or load_lexicon()) if options.clean else []
+        self.encoder = msgspec.json.Encoder()
+        self.index: list[_Entry] = []
+        self.skipped: Counter[str] = Counter()
+        self.considered = 0
+        self.offset = 0
+
+    def session(self, view: SessionView) -> None:
+        options = self.options
+        status = view.status
+        if status is None:
+            return
+        self.considered += 1
+        if options.status != "any" and status != options.status:
+            self.skipped[f"status {status}"] += 1
+            return
+        if len(view.user_turns()) < options.min_user_turns:
+            self.skipped["fewer user turns"] += 1
+            return
+        if options.clean:
+            rules = {f.rule for f in audit_session(view, self.lexicon).findings}
+            if options.render.redact:
+                rules.discard("secret_leak")  # redacted below, so no longer a leak
+            if rules:
+                self.skipped["flagged by audit"] += 1
+                return
+        try:
+            samples = render(view, options.render)
+        except Unrepresentable:
+            self.skipped[f"not expressible in {options.render.format}"] += 1
+            return
+        if not samples:
+            self.skipped["no assistant message"] += 1
+            return
+        chunk = b"".join(self.encoder.encode(sample) + b"\n" for sample in samples)
+        self.spool.write(chunk)
+        split = split_of(view.session_id, options.seed, options.split) if options.split else None
+        self.index.append(_Entry(view.session_id, split, self.offset, len(chunk), len(samples)))
+        self.offset += len(chunk)
+
+
+def _gather(
+    store: EventStore,
+    exporter: _Exporter,
+    max_buffered: int,
+    progress: Callable[[int], None] | None,
+) -> int:
+    """Feed every ended session to the exporter; return the last position read."""
+    buffers: dict[str, list[StoredEvent]] = {}
+    dropped: set[str] = set()
+    buffered = last = n = 0
+    for stored in store.iter_all(0, batch=5000, types=SESSION_EVENT_TYPES):
+        last = stored.position
+        n += 1
+        stream_id = stored.stream_id
+        if not stream_id.startswith("session-"):
+            continue
+        if stream_id in dropped:
+            events = None
+        else:
+            events = buffers.setdefault(stream_id, [])
+            events.append(stored)
+            buffered += 1
+        if isinstance(stored.data, SessionEnded):
+            if events is None:
+                dropped.discard(stream_id)
+                events = [e for e in store.read_stream(stream_id) if e.type in SESSION_EVENT_TYPES]
+            else:
+                buffered -= len(buffers.pop(stream_id))
+            exporter.session(fold_session(events, stream_id))
+        elif buffered > max_buffered:
+            # Too many sessions open at once: forget them, re-read each when it ends.
+            dropped.update(buffers)
+            buffers.clear()
+            buffered = 0
+        if progress is not None and n % 100_000 == 0:
+            progress(n)
+    return last
 
 
 def export_sft(
@@ -222,13 +315,15 @@ def export_sft(
     options: ExportOptions,
     *,
     force: bool = False,
-    progress: Callable[[int, int], None] | None = None,
+    max_buffered: int = 500_000,
+    progress: Callable[[int], None] | None = None,
 ) -> ExportReport:
     """Write the SFT file(s) for `options`; see the module docstring.
 
     Raises:
         ConfigError: a bad status or an output directory that does not exist.
         StoreUnavailable: the database cannot be reached.
+        OSError: the output cannot be written (nothing is left behind).
     """
     started = time.perf_counter()
     if options.status not in STATUSES:
@@ -236,71 +331,52 @@ def export_sft(
     out = Path(output).absolute()
     if not out.parent.is_dir():
         raise ConfigError(f"output directory {out.parent} does not exist: create it first")
-    caught = catch_up(store, engines, StatsModel())
     digest = _options_digest(options, out)
-    if not force:
-        files = _manifest_matches(engines, out, digest, caught.position)
-        if files is not None:
-            return ExportReport(
-                files=files,
-                samples=sum(f.samples for f in files),
-                up_to_date=True,
-                seconds=time.perf_counter() - started,
-            )
+    manifest = _load_manifest(engines, out)
+    if (
+        not force
+        and manifest is not None
+        and manifest.options_digest == digest
+        and _files_unchanged(manifest)
+        and not store.read_all(manifest.position, 1, types=("session_ended",))
+    ):
+        files = [
+            OutputFile(path=f["path"], samples=f["samples"], bytes=f["size"], split=f["split"])
+            for f in manifest.files
+        ]
+        return ExportReport(
+            files=files,
+            samples=sum(f.samples for f in files),
+            up_to_date=True,
+            seconds=time.perf_counter() - started,
+        )
     names: list[str | None] = list(options.split) if options.split else [None]
     targets: dict[str | None, Path] = {None: out}
     if options.split:
         targets = {name: path for name, path in split_paths(out, list(options.split)).items()}
-    lexicon = (options.lexicon or load_lexicon()) if options.clean else []
-    skipped: Counter[str] = Counter()
+    temps = {name: t.with_name(f".{t.name}.{os.getpid()}.tmp") for name, t in targets.items()}
+    spool_path = out.with_name(f".{out.name}.{os.getpid()}.spool")
     counts: Counter[str | None] = Counter()
-    encoder = msgspec.json.Encoder()
-    temps: dict[str | None, Path] = {}
-    handles = {}
-    exported = 0
-    candidates = _candidates(engines, options)
     try:
-        for name in names:
-            target = targets[name]
-            temps[name] = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-            handles[name] = open(temps[name], "wb")  # noqa: SIM115 - closed in finally
-        for i, stream_id in enumerate(candidates):
-            view = fold_session(store.read_stream(stream_id), stream_id)
-            if options.clean:
-                audit = audit_session(view, lexicon)
-                rules = {f.rule for f in audit.findings}
-                if options.render.redact:
-                    rules.discard("secret_leak")  # redacted below, so no longer a leak
-                if rules:
-                    skipped["flagged by audit"] += 1
-                    continue
-            try:
-                samples = render(view, options.render)
-            except Unrepresentable:
-                skipped[f"not expressible in {options.render.format}"] += 1
-                continue
-            if not samples:
-                skipped["no assistant message"] += 1
-                continue
-            name = split_of(view.session_id, options.seed, options.split) if options.split else None
-            handle = handles[name]
-            for sample in samples:
-                handle.write(encoder.encode(sample))
-                handle.write(b"\n")
-            counts[name] += len(samples)
-            exported += 1
-            if progress is not None:
-                progress(i + 1, len(candidates))
-        for handle in handles.values():
-            handle.flush()
-            os.fsync(handle.fileno())
-            handle.close()
+        with open(spool_path, "w+b") as spool:
+            exporter = _Exporter(options, spool)
+            position = _gather(store, exporter, max_buffered, progress)
+            spool.flush()
+            exporter.index.sort(key=lambda e: e.session_id)
+            for name in names:
+                with open(temps[name], "wb") as handle:
+                    for entry in exporter.index:
+                        if entry.split != name:
+                            continue
+                        spool.seek(entry.offset)
+                        handle.write(spool.read(entry.length))
+                        counts[name] += entry.samples
+                    handle.flush()
+                    os.fsync(handle.fileno())
         for name in names:
             os.replace(temps[name], targets[name])
     finally:
-        for handle in handles.values():
-            handle.close()
-        for temp in temps.values():
+        for temp in (*temps.values(), spool_path):
             if temp.exists():
                 temp.unlink()
     files = [
@@ -312,12 +388,12 @@ def export_sft(
         )
         for name in names
     ]
-    _save_manifest(engines, out, digest, caught.position, files)
+    _save_manifest(engines, out, digest, position, files)
     return ExportReport(
         files=files,
-        sessions_considered=len(candidates),
-        sessions_exported=exported,
+        sessions_considered=exporter.considered,
+        sessions_exported=len(exporter.index),
         samples=sum(counts.values()),
-        skipped=dict(skipped),
+        skipped=dict(exporter.skipped),
         seconds=time.perf_counter() - started,
     )

@@ -40,12 +40,13 @@ SESSION_EVENT_TYPES = (
     "user_turn",
     "model_call",
     "agent_message",
-    "tool_call_started",
     "tool_call_finished",
     "fs_diff",
     "session_ended",
 )
-"""The event types a session fold reads (chunks and HTTP exchanges are not needed)."""
+"""The event types projections read. Output chunks and HTTP exchanges (the raw bytes, kept for
+replay) and ToolCallStarted (its tool and arguments repeat the AgentMessage's call) are not
+needed, and skipping them in the query saves decoding a third of a session's events."""
 
 FAILED_STATUSES = frozenset({"error", "failed", "failure", "timeout", "timed_out", "killed"})
 

@@ -21,7 +21,7 @@ from ise_es.projections.export import (
 from ise_es.projections.formats import resolve_options
 from ise_es.store.engine import Engines, connect_engines
 from ise_es.store.sql import SqlEventStore
-from tests.projections.builders import SessionBuilder, simple_session
+from tests.projections.builders import SessionBuilder, append_visible, simple_session
 from tests.projections.conftest import assert_alternates, assert_valid
 
 
@@ -67,7 +67,7 @@ def test_every_line_matches_its_schema(
     samples = lines(out)
     assert report.samples == len(samples) == 4  # completed sessions only
     assert report.bytes == out.stat().st_size
-    assert report.skipped == {}
+    assert report.skipped == {"status turn_cap": 1}
     for sample in samples:
         assert_valid(validators[fmt], sample)
         if fmt == "sharegpt":
@@ -95,7 +95,7 @@ def test_min_user_turns_and_clean(corpus: SqlEventStore, engines: Engines, tmp_p
     assert [sid(s) for s in lines(out)] == ["s2", "s3"]
     report = export_sft(corpus, engines, out, ExportOptions(render=middle, clean=True))
     assert [sid(s) for s in lines(out)] == ["s1", "s2", "s3"]
-    assert report.skipped == {"flagged by audit": 1}
+    assert report.skipped == {"flagged by audit": 1, "status turn_cap": 1}
 
 
 def test_per_turn_samples(corpus: SqlEventStore, engines: Engines, tmp_path: Path) -> None:
@@ -192,3 +192,34 @@ def test_redacted_export(store: SqlEventStore, engines: Engines, tmp_path: Path)
     )
     assert report.samples == 1
     assert token not in out.read_text() and "[REDACTED:slack_token]" in out.read_text()
+
+
+def test_open_sessions_are_never_exported(
+    store: SqlEventStore, engines: Engines, tmp_path: Path
+) -> None:
+    simple_session("done").append_to(store)
+    running = SessionBuilder("running")
+    running.user("Start.")
+    running.agent("Working on it.")
+    running.append_to(store)
+    out = tmp_path / "a.jsonl"
+    report = export_sft(
+        store, engines, out, ExportOptions(render=resolve_options("middle"), status="any")
+    )
+    assert [sid(s) for s in lines(out)] == ["done"]
+    assert report.sessions_considered == 1
+
+
+def test_interleaved_sessions_and_a_tiny_buffer_give_the_same_file(
+    store: SqlEventStore, engines: Engines, tmp_path: Path
+) -> None:
+    a, b = simple_session("x", turns=3), simple_session("y", turns=2)
+    for i in range(max(len(a.events), len(b.events))):
+        for s in (a, b):
+            if i < len(s.events):
+                append_visible(store, s.stream_id, [s.events[i]], i)
+    roomy, tiny = tmp_path / "roomy.jsonl", tmp_path / "tiny.jsonl"
+    export_sft(store, engines, roomy, ExportOptions())
+    export_sft(store, engines, tiny, ExportOptions(), max_buffered=2)
+    assert tiny.read_bytes() == roomy.read_bytes()
+    assert len(lines(tiny)) == 2
