@@ -1,0 +1,135 @@
+"""Recording overhead: the shipped scenarios recorded into a store, against running the same
+tool calls in the same kind of sandbox with nothing recorded (the floor), in one run.
+
+    .venv/bin/python benchmarks/record_bench.py [--repeat 3] [--batch 16]
+
+Prints: 1-worker recording time vs the floor (target overhead <= 30%), 4 workers vs 1 worker
+on a batch of scripted sessions (target <= 0.6x), and the event append latency p50/p99 the
+recorder saw. SQLite store (WAL, synchronous=FULL), local sandbox.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from ise_es.events import Event  # noqa: E402
+from ise_es.sandbox import open_sandbox, pinned_environment  # noqa: E402
+from ise_es.simulate.batch import WorkItem, record_batch  # noqa: E402
+from ise_es.simulate.recording_cli import build_items  # noqa: E402
+from ise_es.simulate.scenario import Scenario, ScriptedAgentClient, load_scenarios  # noqa: E402
+from ise_es.store import migrate  # noqa: E402
+from ise_es.store.sql import open_store  # noqa: E402
+from ise_es.tools import FixtureWebGateway, SessionNamer, ToolRunner  # noqa: E402
+
+SCENARIOS = Path(__file__).resolve().parents[1] / "fixtures" / "scenarios"
+
+
+class MemoryBlobs:
+    """The floor keeps blobs in a dict: no store at all."""
+
+    def __init__(self) -> None:
+        self.data: dict[str, bytes] = {}
+
+    def put_blob(self, data: bytes) -> str:
+        digest = hashlib.sha256(data).hexdigest()
+        self.data[digest] = data
+        return digest
+
+
+def floor_run(scenarios: list[Scenario], seeds: dict[str, int]) -> float:
+    """The same tool calls in a fresh sandbox per scenario, events dropped."""
+    started = time.perf_counter()
+    web = FixtureWebGateway()
+    try:
+        for scenario in scenarios:
+            blobs = MemoryBlobs()
+            drop: list[Event] = []
+            with open_sandbox("local", scenario.template, blobs=blobs,
+                              environment=pinned_environment()) as sandbox:
+                runner = ToolRunner(sandbox, blobs, web, drop.append,
+                                    name_factory=SessionNamer(seeds[scenario.id]))
+                agent = ScriptedAgentClient(scenario)
+                index = 0
+                try:
+                    for t, turn in enumerate(scenario.turns):
+                        for s, _ in enumerate(turn.agent):
+                            result = agent.complete([])
+                            for call in result.tool_calls:
+                                runner.run(call, turn=t + 1, step=s, index=index)
+                                index += 1
+                finally:
+                    runner.close()
+    finally:
+        web.close()
+    return time.perf_counter() - started
+
+
+def record_run(items: list[WorkItem], workers: int) -> tuple[float, list[float]]:
+    with tempfile.TemporaryDirectory() as tmp:
+        url = f"sqlite:///{tmp}/bench.db"
+        migrate.upgrade(url)
+        with open_store(url) as store:
+            started = time.perf_counter()
+            report = record_batch(store, items, workers=workers)
+            seconds = time.perf_counter() - started
+        assert all(r.status == "completed" for r in report.results), report.by_status()
+    return seconds, [x for r in report.results for x in r.append_latencies]
+
+
+def items_for(copies: int) -> list[WorkItem]:
+    base = build_items(
+        scenario_path=SCENARIOS, intents_path=None, backend="local", template=None,
+        max_turns=12, max_steps=30, system_prompt="", skip_invalid=False, seed=0, roles={},
+    )
+    out = []
+    for n in range(copies):
+        for item in base:
+            out.append(WorkItem(f"{item.intent_id}#{n}", item.make_plan))
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--batch", type=int, default=16)
+    args = parser.parse_args()
+    import zlib
+
+    scenarios = [s for _, s in load_scenarios(SCENARIOS)]
+    seeds = {s.id: zlib.crc32(s.id.encode()) for s in scenarios}
+    base_items = items_for(1)
+    floors, records, latencies = [], [], []
+    for _ in range(args.repeat):
+        floors.append(floor_run(scenarios, seeds))
+        seconds, lat = record_run(base_items, 1)
+        records.append(seconds)
+        latencies.extend(lat)
+    floor, rec = statistics.median(floors), statistics.median(records)
+    batch = items_for((args.batch + len(scenarios) - 1) // len(scenarios))[: args.batch]
+    one, _ = record_run(batch, 1)
+    four, lat4 = record_run(batch, 4)
+    latencies.extend(lat4)
+    latencies.sort()
+    print(f"{len(scenarios)} scenarios, local sandbox, SQLite store (WAL, synchronous=FULL)")
+    print(f"floor (same tool calls, nothing recorded)  {floor:7.2f} s  (median of {args.repeat})")
+    print(f"recorded, 1 worker                         {rec:7.2f} s  overhead "
+          f"{(rec / floor - 1) * 100:+.0f}%  (target <= +30%)")
+    print(f"batch of {len(batch)} sessions, 1 worker              {one:7.2f} s")
+    print(f"batch of {len(batch)} sessions, 4 workers             {four:7.2f} s  "
+          f"ratio {four / one:.2f}x  (target <= 0.6x)")
+    p50 = statistics.median(latencies)
+    p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
+    print(f"event append latency seen by the recorder: p50 {p50 * 1000:.1f} ms, "
+          f"p99 {p99 * 1000:.1f} ms ({len(latencies)} appends)")
+
+
+if __name__ == "__main__":
+    main()
