@@ -1,0 +1,213 @@
+"""Time the projections over a synthetic corpus on SQLite and PostgreSQL.
+
+    python benchmarks/projection_bench.py --trajectories 23132            # both databases
+    python benchmarks/projection_bench.py --trajectories 500 --backends sqlite
+
+For each database: build the corpus once (benchmarks/make_corpus.py; reused when the database
+already holds it), then run each step in its own process so its peak RSS is its own:
+
+  read       baseline: the catch-up read the projections do (same query), no processing
+  export     sft-jsonl, openai format, every completed trajectory   target <= 90 s, <= 1 GiB
+  audit      audit read model rebuilt from position 0                target <= 90 s
+  stats      stats read model rebuilt from position 0 + report       target <= 90 s
+  audit-inc / stats-inc / export-inc: reruns with no new events      target <= 2 s
+
+Each line prints seconds, events/s, peak RSS and the ratio to the baseline read of the same
+run. Durability as configured by the store (SQLite synchronous=FULL, PostgreSQL defaults).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+PG_SERVER = os.environ.get("ISE_ES_BENCH_PG", "postgresql://postgres:postgres@127.0.0.1:5432")
+TARGETS = {
+    "export": 90.0,
+    "audit": 90.0,
+    "stats": 90.0,
+    "audit-inc": 2.0,
+    "stats-inc": 2.0,
+    "export-inc": 2.0,
+}
+RSS_TARGET_MIB = 1024.0
+
+
+def run_step(step: str, url: str, out: str) -> dict[str, Any]:
+    """Executed in a child process: one step, its timing and peak RSS as JSON."""
+    from ise_es.projections.export import ExportOptions, export_sft
+    from ise_es.projections.readmodel import (
+        AuditModel,
+        StatsModel,
+        catch_up,
+        load_replays,
+        load_summaries,
+    )
+    from ise_es.projections.run import open_projection_store
+    from ise_es.projections.session import SESSION_EVENT_TYPES
+    from ise_es.projections.stats import corpus_stats
+
+    started = time.perf_counter()
+    result: dict[str, Any] = {}
+    with open_projection_store(url) as (store, engines):
+        if step == "read":
+            result["events"] = sum(
+                1 for _ in store.iter_all(0, batch=5000, types=SESSION_EVENT_TYPES)
+            )
+        elif step.startswith("export"):
+            report = export_sft(store, engines, out, ExportOptions(), force=step == "export")
+            result.update(samples=report.samples, bytes=report.bytes, up_to_date=report.up_to_date)
+        elif step.startswith("audit"):
+            caught = catch_up(store, engines, AuditModel(), rebuild=step == "audit")
+            result.update(events=caught.events, sessions=caught.sessions)
+        elif step.startswith("stats"):
+            caught = catch_up(store, engines, StatsModel(), rebuild=step == "stats")
+            stats = corpus_stats(load_summaries(engines), load_replays(engines))
+            result.update(
+                events=caught.events,
+                sessions=caught.sessions,
+                trajectories=stats.trajectories,
+                user_turns=stats.user_turns.avg,
+                dialogue_turns=stats.dialogue_turns.avg,
+                tool_calls=stats.tool_calls.avg,
+                unique_tools=stats.unique_tools.avg,
+            )
+    result["seconds"] = time.perf_counter() - started
+    result["rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return result
+
+
+def pg_database(name: str) -> str:
+    import psycopg
+
+    with psycopg.connect(f"{PG_SERVER}/postgres", autocommit=True) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
+        if not exists:
+            conn.execute(f'CREATE DATABASE "{name}"')
+    return f"{PG_SERVER}/{name}"
+
+
+def ensure_corpus(url: str, trajectories: int, seed: int) -> None:
+    from make_corpus import build  # beside this file
+
+    from ise_es.store import migrate
+    from ise_es.store.sql import open_store
+
+    migrate.upgrade(url)
+    with open_store(url) as store:
+        have = len(store.streams(stream_type="session"))
+    want = trajectories + round(trajectories * 0.03)
+    if have == want:
+        print(f"  corpus present: {have} sessions", flush=True)
+        return
+    if have:
+        raise SystemExit(f"{url} holds {have} sessions, not {want}: use an empty database")
+    result = build(url, trajectories, seed=seed, quiet=False)
+    print(
+        f"  corpus built: {result['sessions']} sessions, {result['events']} events in "
+        f"{result['seconds']:.0f} s ({result['events'] / result['seconds']:.0f} events/s)",
+        flush=True,
+    )
+
+
+def child(step: str, url: str, out: str) -> dict[str, Any]:
+    proc = subprocess.run(
+        [sys.executable, __file__, "--step", step, "--db", url, "--out", out],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if proc.returncode != 0:
+        raise SystemExit(f"step {step} failed:\n{proc.stderr}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def bench(backend: str, url: str, trajectories: int, seed: int) -> list[str]:
+    print(f"{backend}: {url}", flush=True)
+    ensure_corpus(url, trajectories, seed)
+    problems: list[str] = []
+    with tempfile.TemporaryDirectory(prefix="ise-es-bench-") as tmp:
+        out = str(Path(tmp) / "sft.jsonl")
+        base = child("read", url, out)
+        events = base["events"]
+        print(
+            f"  {'read (baseline)':<16} {base['seconds']:7.2f} s  "
+            f"{events / base['seconds']:9.0f} ev/s"
+            f"  {base['rss_mib']:6.0f} MiB  x1.00",
+            flush=True,
+        )
+        for step in ("export", "audit", "stats", "export-inc", "audit-inc", "stats-inc"):
+            r = child(step, url, out)
+            target = TARGETS[step]
+            ok = r["seconds"] <= target and (step != "export" or r["rss_mib"] <= RSS_TARGET_MIB)
+            extra = ""
+            if step == "export":
+                extra = f"  {r['samples']} samples, {r['bytes'] / 2**20:.0f} MiB"
+            elif step == "export-inc":
+                extra = "  up to date" if r["up_to_date"] else "  NOT up to date"
+                ok = ok and r["up_to_date"]
+            elif step == "stats":
+                extra = (
+                    f"  Table 3: {r['trajectories']} traj, {r['user_turns']} user turns, "
+                    f"{r['dialogue_turns']} dialogue turns, {r['tool_calls']} calls, "
+                    f"{r['unique_tools']} unique tools"
+                )
+            rate = events / r["seconds"] if not step.endswith("-inc") else 0.0
+            print(
+                f"  {step:<16} {r['seconds']:7.2f} s  {rate:9.0f} ev/s  {r['rss_mib']:6.0f} MiB"
+                f"  x{r['seconds'] / base['seconds']:.2f}  target <= {target:g} s"
+                f"{' and 1 GiB' if step == 'export' else ''}: {'ok' if ok else 'MISSED'}{extra}",
+                flush=True,
+            )
+            if not ok:
+                problems.append(f"{backend} {step}")
+    return problems
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--trajectories", type=int, default=23132)
+    parser.add_argument("--backends", default="sqlite,postgres")
+    parser.add_argument(
+        "--dir", default=None, help="where the SQLite corpus lives (kept for reuse)"
+    )
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--step", help=argparse.SUPPRESS)
+    parser.add_argument("--db", help=argparse.SUPPRESS)
+    parser.add_argument("--out", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.step:
+        print(json.dumps(run_step(args.step, args.db, args.out)))
+        return
+    directory = Path(args.dir or tempfile.gettempdir())
+    problems: list[str] = []
+    for backend in args.backends.split(","):
+        name = f"ise_es_bench_{args.trajectories}_s{args.seed}"
+        if backend == "sqlite":
+            url = f"sqlite:///{directory / (name + '.db')}"
+        elif backend == "postgres":
+            url = pg_database(name)
+        else:
+            raise SystemExit(f"unknown backend {backend!r}: sqlite or postgres")
+        problems += bench(backend, url, args.trajectories, args.seed)
+    print("all targets met" if not problems else "targets missed: " + ", ".join(problems))
+    if problems:
+        raise SystemExit(1)
+
+
+if __name__ == "__main__":
+    main()
