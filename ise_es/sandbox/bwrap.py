@@ -40,6 +40,7 @@ from ise_es.events import FileChange
 from ise_es.sandbox.base import ChunkCallback, ExecResult, Limits, Sandbox, Snapshot
 from ise_es.sandbox.capture import BlobSink
 from ise_es.sandbox.fsdiff import ChangeTracker, UpperMap, scan_overlay_upper
+from ise_es.sandbox.owners import owner_alive, owner_token
 from ise_es.sandbox.paths import read_workspace_file, resolve_host_path, write_workspace_file
 from ise_es.sandbox.runner import pump
 from ise_es.sandbox.templates import Template
@@ -59,6 +60,7 @@ _SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
 # python...), the dynamic loader cache, Python's site configuration.
 _ETC_PASSTHROUGH = ("alternatives", "ld.so.cache", "ld.so.conf", "ld.so.conf.d", "python3")
 _MS_NOSUID, _MS_NODEV = 2, 4
+_STATE_PREFIX = "ise-es-sbx-"
 _MNT_DETACH = 2
 
 _libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
@@ -117,7 +119,9 @@ class LocalSandbox(Sandbox):
         self._blobs = blobs
         self._bwrap = bwrap_path
         self._closed = False
-        self._state = tempfile.mkdtemp(prefix="ise-es-sbx-", dir=state_root)
+        _reap_stale_once(state_root)
+        self._state = tempfile.mkdtemp(prefix=_STATE_PREFIX, dir=state_root)
+        Path(self._state, "owner").write_text(owner_token())
         self.upper = os.path.join(self._state, "upper")
         self.merged = os.path.join(self._state, "merged")
         self._cgroup: str | None = None
@@ -453,3 +457,35 @@ def _cleanup(state: str, merged: str, cgroup: str | None, *, mounted: bool) -> N
         log.warning("%s is still mounted; leaving %s in place", merged, state)
         return
     shutil.rmtree(state, ignore_errors=True)
+
+
+_reaped: set[str] = set()
+
+
+def _reap_stale_once(state_root: str | None) -> None:
+    """Free the mounts, cgroups and directories of sandboxes whose process died without
+    closing them (killed, crashed). Once per process and state directory."""
+    root = state_root or tempfile.gettempdir()
+    if root in _reaped:
+        return
+    _reaped.add(root)
+    try:
+        entries = [e for e in os.scandir(root) if e.name.startswith(_STATE_PREFIX)]
+    except OSError:
+        return
+    cg_root = _cgroup_pids_root()
+    for e in entries:
+        try:
+            token = Path(e.path, "owner").read_text()
+        except OSError:
+            continue  # not ours, or being created right now
+        if owner_alive(token):
+            continue
+        log.warning("freeing sandbox %s left behind by dead process %s", e.path, token)
+        cgroup = os.path.join(cg_root, e.name) if cg_root else None
+        _cleanup(
+            e.path,
+            os.path.join(e.path, "merged"),
+            cgroup if cgroup and os.path.isdir(cgroup) else None,
+            mounted=os.path.ismount(os.path.join(e.path, "merged")),
+        )

@@ -46,6 +46,7 @@ from ise_es.sandbox.fsdiff import (
     scan_overlay_upper,
     state_from_stat,
 )
+from ise_es.sandbox.owners import owner_alive, owner_token
 from ise_es.sandbox.paths import (
     read_workspace_file,
     resolve_host_path,
@@ -59,6 +60,8 @@ __all__ = ["DockerSandbox"]
 _DRAIN_AFTER_KILL_S = 2.0
 _KIND_DELETED = 2
 _OWNER = (SANDBOX_UID, SANDBOX_UID)
+_OWNER_LABEL = f"{socket.gethostname()}:{owner_token()}"
+_reaped = False
 
 
 class DockerSandbox(Sandbox):
@@ -101,6 +104,8 @@ class DockerSandbox(Sandbox):
             )
         from docker.types import Ulimit
 
+        _reap_stale_containers(self._client)
+
         try:
             self._container = self._client.containers.create(
                 image,
@@ -124,7 +129,11 @@ class DockerSandbox(Sandbox):
                 ],
                 cap_drop=["ALL"],
                 security_opt=["no-new-privileges"],
-                labels={"ise-es.sandbox": "1", "ise-es.template-digest": self.template_digest},
+                labels={
+                    "ise-es.sandbox": "1",
+                    "ise-es.owner": _OWNER_LABEL,
+                    "ise-es.template-digest": self.template_digest,
+                },
             )
         except Exception as e:
             raise SandboxUnavailable(f"cannot create a container from {image}: {e}") from e
@@ -460,3 +469,17 @@ def _plain_overlay(merged: str) -> bool:
                 if Path(f"/sys/module/overlay/parameters/{p}").exists()
             )
     return False
+
+
+def _reap_stale_containers(client: Any) -> None:
+    """Remove this host's sandbox containers whose process died without closing them."""
+    global _reaped
+    if _reaped:
+        return
+    _reaped = True
+    host = socket.gethostname() + ":"
+    with contextlib.suppress(Exception):
+        for c in client.containers.list(all=True, filters={"label": "ise-es.sandbox=1"}):
+            owner = c.labels.get("ise-es.owner", "")
+            if owner.startswith(host) and not owner_alive(owner[len(host) :]):
+                c.remove(force=True)

@@ -45,3 +45,30 @@ class TestDocker(SandboxConformance):
         sb.change_source = "engine"
         assert sb.diff(mark) == via_upper
         assert {c.kind for c in via_upper} == {"added", "modified", "deleted", "mode", "symlink"}
+
+
+def test_container_of_a_killed_process_is_removed(docker_client: Any) -> None:
+    import signal
+    import subprocess
+    import sys
+
+    from ise_es.sandbox import docker as docker_backend
+
+    script = (
+        "import time\n"
+        "from ise_es.sandbox import open_sandbox\n"
+        "sb = open_sandbox('docker', 'empty', blobs=None)\n"
+        "print(sb.container_id, flush=True)\n"
+        "time.sleep(60)\n"
+    )
+    child = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    assert child.stdout is not None
+    container_id = child.stdout.readline().strip()
+    child.send_signal(signal.SIGKILL)
+    child.wait()
+    child.stdout.close()
+    assert docker_client.containers.get(container_id).status == "running"
+    docker_backend._reaped = False  # once per process: pretend this one just started
+    docker_backend._reap_stale_containers(docker_client)
+    with pytest.raises(docker.errors.NotFound):
+        docker_client.containers.get(container_id)

@@ -48,3 +48,28 @@ def test_missing_bubblewrap_is_a_clear_error(blobs: object, tmp_path: Path) -> N
     with pytest.raises(SandboxUnavailable, match="apt-get install -y bubblewrap"):
         open_sandbox("local", "empty", blobs=None, bwrap_path=str(tmp_path / "no-bwrap"))
     assert not any(p.name.startswith("ise-es-sbx-") for p in tmp_path.iterdir())
+
+
+def test_sandbox_of_a_killed_process_is_freed_by_the_next_one(tmp_path: Path) -> None:
+    import signal
+    import subprocess
+    import sys
+
+    script = (
+        "import sys, time\n"
+        "from ise_es.sandbox import open_sandbox\n"
+        f"sb = open_sandbox('local', 'notes', blobs=None, state_root={str(tmp_path)!r})\n"
+        "print(sb.merged, sb.cgroup, flush=True)\n"
+        "time.sleep(60)\n"
+    )
+    child = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    assert child.stdout is not None
+    merged, cgroup = child.stdout.readline().split()
+    child.send_signal(signal.SIGKILL)
+    child.wait()
+    child.stdout.close()
+    assert mounted(merged)
+    with open_sandbox("local", "empty", blobs=None, state_root=str(tmp_path)):
+        assert not mounted(merged)
+        assert not os.path.exists(os.path.dirname(merged))
+        assert cgroup == "None" or not os.path.exists(cgroup)
