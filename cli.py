@@ -49,6 +49,16 @@ db_option = click.option(
     context_settings={"help_option_names": ["-h", "--help"], "auto_envvar_prefix": "ISE_ES"}
 )
 @click.version_option(package_name="ise-es")
+@click.option(
+    "--config",
+    type=click.Path(dir_okay=False, path_type=Path),
+    envvar="ISE_ES_CONFIG",
+    is_eager=True,
+    expose_value=False,
+    callback=lambda ctx, _param, value: _load_config(ctx, value),
+    help="Settings file (TOML); default ./ise-es.toml when present. Flags and environment "
+    "variables override it.",
+)
 def main() -> None:
     """ise-es: record, replay and project execution-grounded agent trajectories.
 
@@ -247,13 +257,13 @@ def _apply(options: list[Callable[[F], F]]) -> Callable[[F], F]:
 @db_option
 @click.option(
     "--scenario",
-    "scenario_path",
+    "scenario",
     type=click.Path(path_type=Path),
     help="A scenario file or a directory of them (the offline scripted backend).",
 )
 @click.option(
     "--intents",
-    "intents_path",
+    "intents",
     type=click.Path(path_type=Path),
     help="An intents JSONL file in the reference schema (needs --agent-model, --user-model).",
 )
@@ -266,7 +276,7 @@ def _apply(options: list[Callable[[F], F]]) -> Callable[[F], F]:
 )
 @click.option(
     "--sandbox",
-    "backend",
+    "sandbox",
     type=click.Choice(["local", "docker"]),
     default="local",
     show_default=True,
@@ -287,10 +297,10 @@ def _apply(options: list[Callable[[F], F]]) -> Callable[[F], F]:
 @reports_errors
 def record(
     db_url: str,
-    scenario_path: Path | None,
-    intents_path: Path | None,
+    scenario: Path | None,
+    intents: Path | None,
     workers: int,
-    backend: str,
+    sandbox: str,
     template: str | None,
     max_turns: int,
     max_steps: int,
@@ -315,12 +325,12 @@ def record(
     from ise_es.simulate.recording_cli import build_items, run_with_progress
     from ise_es.store.sql import open_store
 
-    if (scenario_path is None) == (intents_path is None):
+    if (scenario is None) == (intents is None):
         raise ConfigError("give exactly one of --scenario FILE|DIR or --intents FILE.jsonl")
     items = build_items(
-        scenario_path=scenario_path,
-        intents_path=intents_path,
-        backend=backend,
+        scenario_path=scenario,
+        intents_path=intents,
+        backend=sandbox,
         template=template,
         max_turns=max_turns,
         max_steps=max_steps,
@@ -1021,6 +1031,29 @@ def project_diversity(
                 console=console,
             )
     click.echo(text)
+
+
+def _option_names(group: click.Group) -> dict[str, set[str]]:
+    names: dict[str, set[str]] = {}
+    for name, command in group.commands.items():
+        if isinstance(command, click.Group):
+            for sub, options in _option_names(command).items():
+                names[f"{name}.{sub}"] = options
+        else:
+            names[name] = {p.name for p in command.params if p.name}
+    return names
+
+
+def _load_config(ctx: click.Context, value: Path | None) -> None:
+    from ise_es.config import DEFAULT_CONFIG, default_map
+
+    path = value or (DEFAULT_CONFIG if DEFAULT_CONFIG.exists() else None)
+    if path is None:
+        return
+    try:
+        ctx.default_map = default_map(path, _option_names(main))
+    except IseEsError as e:
+        raise click.UsageError(str(e)) from e
 
 
 if __name__ == "__main__":
