@@ -6,8 +6,9 @@ A session runs the host command line from `Sandbox.interactive_argv`, so it gets
 isolation and limits. With a pty it is driven by pexpect (stdout and stderr arrive merged, as on
 a terminal); without one, by plain pipes (the streams stay apart). A reader thread drains the
 program's output into a bounded in-memory log as it comes, so a chatty program never blocks on
-a full pipe between two tool calls. The session's process group is killed on `kill`, on its
-timeout, and when the manager closes.
+a full pipe between two tool calls. On pipes each stream has its own reader, so the order
+between stdout and stderr is exact only for writes that are not simultaneous. The session's
+process group is killed on `kill`, on its timeout, and when the manager closes.
 """
 
 from __future__ import annotations
@@ -37,6 +38,11 @@ _HOST_ENV = {
 }
 
 Segment = tuple[ChunkStream, bytes]
+
+_TERMINAL_ONLY_BACKENDS = frozenset({"docker"})
+"""Backends whose `interactive_argv` always asks for a terminal (`docker exec -t` refuses to
+start on pipes): their sessions run on a pty even when pty=false was asked, so stdout and
+stderr arrive merged there. `interactive_argv` has no way to ask for pipes yet."""
 
 
 class ProcessSession:
@@ -289,6 +295,8 @@ class ProcessManager:
     ) -> ProcessSession:
         name = self.name_factory()
         argv = self.sandbox.interactive_argv(command, env=env, workdir=workdir)
+        if self.sandbox.backend in _TERMINAL_ONLY_BACKENDS:
+            pty = True
         session = ProcessSession(
             name,
             command,
