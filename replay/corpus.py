@@ -1,0 +1,239 @@
+"""`ise-es replay --all`: every (matching) session replayed, `workers` at a time, each in its own
+sandbox, with a progress display and a summary of outcomes and divergence causes."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgspec
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from ise_es.errors import IseEsError
+from ise_es.events import SessionEnded, SessionStarted
+from ise_es.store.base import EventStore
+from replay.model import ReplayReport
+from replay.report import report_to_builtins
+from replay.runner import ReplayOptions, replay_session
+
+__all__ = [
+    "OUTCOMES",
+    "CorpusReport",
+    "outcome_of",
+    "print_corpus_summary",
+    "replay_all",
+    "replay_all_with_progress",
+    "select_sessions",
+]
+
+OUTCOMES = ("reproducible", "equivalent", "diverged", "failed")
+TOP_CAUSES = 8
+
+
+def outcome_of(report: ReplayReport) -> str:
+    """reproducible (every step identical) | equivalent | diverged | failed (could not run, or
+    steps could not be checked)."""
+    return {"reproduced": "reproducible", "equivalent": "equivalent", "diverged": "diverged"}.get(
+        report.status, "failed"
+    )
+
+
+@dataclass
+class CorpusReport:
+    reports: list[ReplayReport] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def outcomes(self) -> Counter[str]:
+        return Counter(outcome_of(r) for r in self.reports)
+
+    def divergence_causes(self) -> Counter[str]:
+        """`tool field` of each diverged difference that is not after an earlier divergence,
+        counted once per session: the root causes, not their consequences."""
+        causes: Counter[str] = Counter()
+        for report in self.reports:
+            seen: set[str] = set()
+            for step in report.steps:
+                if step.after_divergence:
+                    continue
+                for d in step.differences:
+                    if d.status == "diverged":
+                        seen.add(f"{step.tool} {d.field.split(':', 1)[0]}")
+            causes.update(seen)
+        return causes
+
+    def normalizers_fired(self) -> Counter[str]:
+        """Sessions in which each normalizer made a step equivalent."""
+        fired: Counter[str] = Counter()
+        for report in self.reports:
+            fired.update({n for s in report.steps for n in s.normalizers_fired})
+        return fired
+
+    def failures(self) -> Counter[str]:
+        return Counter(_clip(r.reason, 100) for r in self.reports if outcome_of(r) == "failed")
+
+    @property
+    def exit_code(self) -> int:
+        if any(r.aborted for r in self.reports):
+            return 2
+        return 1 if any(r.exit_code for r in self.reports) else 0
+
+    def summary(self) -> dict[str, Any]:
+        steps = sum(len(r.steps) for r in self.reports)
+        good = sum(
+            r.counts.get("identical", 0) + r.counts.get("equivalent", 0) for r in self.reports
+        )
+        return {
+            "sessions": len(self.reports),
+            "outcomes": {k: self.outcomes().get(k, 0) for k in OUTCOMES},
+            "steps": steps,
+            "step_determinism": good / steps if steps else None,
+            "divergence_causes": dict(self.divergence_causes().most_common(TOP_CAUSES)),
+            "normalizers_fired": dict(self.normalizers_fired().most_common()),
+            "failures": dict(self.failures().most_common(TOP_CAUSES)),
+            "seconds": round(self.seconds, 3),
+            "exit_code": self.exit_code,
+        }
+
+    def to_json(self) -> str:
+        return msgspec.json.encode(
+            {"summary": self.summary(), "sessions": [report_to_builtins(r) for r in self.reports]}
+        ).decode()
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def select_sessions(store: EventStore, *, status: str | None = None) -> list[str]:
+    """Session stream ids in recording order; `status` filters on how the session ended
+    (`running` for sessions with no SessionEnded, e.g. a recorder killed with -9)."""
+    order: list[str] = []
+    ended: dict[str, str] = {}
+    for stored in store.iter_all(types=["session_started", "session_ended"], batch=5000):
+        if isinstance(stored.data, SessionStarted):
+            order.append(stored.stream_id)
+        elif isinstance(stored.data, SessionEnded):
+            ended[stored.stream_id] = stored.data.status
+    return [s for s in order if status is None or ended.get(s, "running") == status]
+
+
+def replay_all(
+    store: EventStore,
+    options: ReplayOptions | None = None,
+    *,
+    status: str | None = None,
+    workers: int = 1,
+    on_start: Callable[[str], None] | None = None,
+    on_done: Callable[[ReplayReport], None] | None = None,
+) -> CorpusReport:
+    """Replay every matching session, `workers` at a time (each its own sandbox).
+
+    A session that cannot be read is a `failed` report, never a stopped run.
+    """
+    began = time.monotonic()
+    streams = select_sessions(store, status=status)
+    results: list[ReplayReport | None] = [None] * len(streams)
+
+    def run(i: int) -> None:
+        stream = streams[i]
+        if on_start is not None:
+            on_start(stream)
+        try:
+            report = replay_session(store, stream, options)
+        except IseEsError as e:
+            report = ReplayReport(
+                session_id=stream.removeprefix("session-"),
+                source_stream=stream,
+                source_version=0,
+                aborted=True,
+                reason=f"{type(e).__name__}: {e}",
+            )
+        results[i] = report
+        if on_done is not None:
+            on_done(report)
+
+    with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="replay") as pool:
+        for future in [pool.submit(run, i) for i in range(len(streams))]:
+            future.result()
+    return CorpusReport([r for r in results if r is not None], time.monotonic() - began)
+
+
+def replay_all_with_progress(
+    store: EventStore,
+    options: ReplayOptions | None = None,
+    *,
+    status: str | None = None,
+    workers: int = 1,
+    console: Console | None = None,
+) -> CorpusReport:
+    """`replay_all` with a rich progress bar (on `console`, stderr by default)."""
+    console = console or Console(stderr=True)
+    total = len(select_sessions(store, status=status))
+    lock = threading.Lock()
+    tally: Counter[str] = Counter()
+    steps = 0
+    began = time.monotonic()
+    progress = Progress(
+        TextColumn("[bold]replaying"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[detail]}"),
+        TimeElapsedColumn(),
+        console=console,
+    )
+    task = progress.add_task("replay", total=total, detail="")
+
+    def on_done(report: ReplayReport) -> None:
+        nonlocal steps
+        with lock:
+            tally[outcome_of(report)] += 1
+            steps += len(report.steps)
+            rate = steps / max(time.monotonic() - began, 1e-9)
+            detail = "  ".join(f"{k} {tally[k]}" for k in OUTCOMES) + f"  ({rate:.1f} steps/s)"
+        progress.update(task, advance=1, detail=detail)
+
+    with progress:
+        report = replay_all(store, options, status=status, workers=workers, on_done=on_done)
+    return report
+
+
+def print_corpus_summary(corpus: CorpusReport, console: Console | None = None) -> None:
+    console = console or Console()
+    summary = corpus.summary()
+    table = Table(title="replay summary", show_header=True, header_style="bold")
+    table.add_column("sessions")
+    table.add_column("count", justify="right")
+    for outcome, n in summary["outcomes"].items():
+        table.add_row(outcome, str(n))
+    console.print(table)
+    causes = summary["divergence_causes"]
+    if causes:
+        cause_table = Table(title="most frequent divergence causes", header_style="bold")
+        cause_table.add_column("tool field")
+        cause_table.add_column("sessions", justify="right")
+        for cause, n in causes.items():
+            cause_table.add_row(cause, str(n))
+        console.print(cause_table)
+    if summary["normalizers_fired"]:
+        console.print(
+            "normalizers that made steps equivalent (sessions): "
+            + ", ".join(f"{k} {v}" for k, v in summary["normalizers_fired"].items()),
+            highlight=False,
+        )
+    for reason, n in summary["failures"].items():
+        console.print(f"[yellow]failed[/] x{n}: {escape(reason)}", highlight=False)
+    rate = summary["step_determinism"]
+    console.print(
+        f"{summary['sessions']} sessions, {summary['steps']} steps, step determinism "
+        + (f"{100 * rate:.1f}%" if rate is not None else "-")
+        + f", {summary['seconds']:.1f} s wall",
+        highlight=False,
+    )
