@@ -6,7 +6,9 @@ events gap-free from 1; `position` identifies an event store-wide and orders cat
 
 from __future__ import annotations
 
-import uuid
+import itertools
+import os
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Protocol
 
@@ -14,9 +16,38 @@ import msgspec
 
 from ise_es.events import Event
 
+_id_sequence = itertools.count()
+_id_salt = int.from_bytes(os.urandom(8), "big")
+
+
+def _new_id_salt() -> None:
+    global _id_salt
+    _id_salt = int.from_bytes(os.urandom(8), "big")
+
+
+# A forked child must not continue its parent's (salt, sequence) pair.
+os.register_at_fork(after_in_child=_new_id_salt)
+
 
 def new_event_id() -> str:
-    return uuid.uuid4().hex
+    """A UUIDv7 (RFC 9562) as 32 hex digits: 48-bit Unix milliseconds, a 12-bit counter (the
+    RFC's "fixed bit-length dedicated counter"), then 62 bits of a per-process random salt
+    plus the full counter.
+
+    Time-ordered rather than random (uuid4) because the store keeps a unique index on event
+    ids: random ids scatter one append's events over as many index pages, and SQLite writes
+    every page an append dirtied to the WAL before its fsync. With the counter, ids made in one
+    process ascend within a millisecond too, so they land at the end of the index. Within a
+    process the salted counter never repeats; across processes two ids collide only if their
+    random salts differ by less than the number of ids made (and the milliseconds match).
+    Salt plus counter instead of fresh random bits per id: an os.urandom call per id costs as
+    much as the rest of the id together.
+    """
+    n = next(_id_sequence)
+    return (
+        f"{time.time_ns() // 1_000_000:012x}7{n & 0xFFF:03x}"
+        f"{(_id_salt + n) & 0x3FFF_FFFF_FFFF_FFFF | 0x8000_0000_0000_0000:016x}"
+    )
 
 
 class NewEvent(msgspec.Struct, frozen=True):

@@ -10,6 +10,12 @@ write engine and a plain (deferred) BEGIN on a separate read engine, keeping rea
 
 PostgreSQL: psycopg 3; every session gets a bounded idle_in_transaction_session_timeout, because
 an abandoned open transaction holds back every catch-up reader (see sql.py).
+
+Besides the engines (schema checks, migrations, projections, the store's less frequent queries),
+`Engines.raw_connect` opens a bare DBAPI connection with exactly the same settings for the store's
+hot paths (sql.py says why they skip SQLAlchemy): SQLite in the driver's autocommit mode, the
+store issuing BEGIN IMMEDIATE itself; PostgreSQL in autocommit, so a single-statement append is
+its own transaction (one round trip).
 """
 
 from __future__ import annotations
@@ -61,10 +67,26 @@ def normalize_url(url: str) -> sa.URL:
 class Engines:
     """A write engine and a read engine (the same one on PostgreSQL)."""
 
-    def __init__(self, write: sa.Engine, read: sa.Engine) -> None:
+    def __init__(
+        self, write: sa.Engine, read: sa.Engine, connect_args: dict[str, Any] | None = None
+    ) -> None:
         self.write = write
         self.read = read
         self.dialect: str = write.dialect.name
+        self._connect_args = dict(connect_args or {})
+
+    def raw_connect(self) -> Any:
+        """A new DBAPI connection (sqlite3 / psycopg) configured like the engines' connections,
+        in autocommit mode. The caller owns it and closes it."""
+        dialect = self.write.dialect
+        cargs, cparams = dialect.create_connect_args(self.write.url)
+        cparams.update(self._connect_args)
+        if self.dialect == "sqlite":
+            conn = dialect.connect(*cargs, **cparams)
+            configure_sqlite(conn)
+            return conn
+        cparams["autocommit"] = True
+        return dialect.connect(*cargs, **cparams)
 
     def dispose(self) -> None:
         self.write.dispose()
@@ -72,22 +94,31 @@ class Engines:
             self.read.dispose()
 
 
+def configure_sqlite(dbapi_conn: Any) -> None:
+    """Settings every SQLite connection of ours gets (see the module docstring)."""
+    dbapi_conn.isolation_level = None  # we issue BEGIN ourselves
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+    cur.execute("PRAGMA synchronous=FULL")
+    cur.close()
+
+
+_SQLITE_CONNECT_ARGS: dict[str, Any] = {
+    "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000,
+    # Pooled connections move between threads (one thread at a time).
+    "check_same_thread": False,
+}
+
+
 def _sqlite_engine(url: sa.URL, *, immediate: bool) -> sa.Engine:
     engine = sa.create_engine(
-        url,
-        connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000, "check_same_thread": False},
-        pool_size=8,
-        max_overflow=8,
+        url, connect_args=dict(_SQLITE_CONNECT_ARGS), pool_size=8, max_overflow=8
     )
 
     @sa.event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
-        dbapi_conn.isolation_level = None  # we issue BEGIN ourselves, see the module docstring
-        cur = dbapi_conn.cursor()
-        cur.execute("PRAGMA journal_mode=WAL")
-        cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
-        cur.execute("PRAGMA synchronous=FULL")
-        cur.close()
+        configure_sqlite(dbapi_conn)
 
     begin_sql = "BEGIN IMMEDIATE" if immediate else "BEGIN"
 
@@ -107,20 +138,18 @@ def connect_engines(url: str) -> Engines:
     parsed = normalize_url(url)
     if parsed.get_backend_name() == "sqlite":
         return Engines(
-            _sqlite_engine(parsed, immediate=True), _sqlite_engine(parsed, immediate=False)
+            _sqlite_engine(parsed, immediate=True),
+            _sqlite_engine(parsed, immediate=False),
+            _SQLITE_CONNECT_ARGS,
         )
+    connect_args = {
+        "options": f"-c idle_in_transaction_session_timeout={PG_IDLE_IN_TRANSACTION_TIMEOUT_MS}",
+        "connect_timeout": 10,
+    }
     engine = sa.create_engine(
-        parsed,
-        pool_size=8,
-        max_overflow=8,
-        pool_pre_ping=False,
-        connect_args={
-            "options": "-c idle_in_transaction_session_timeout="
-            f"{PG_IDLE_IN_TRANSACTION_TIMEOUT_MS}",
-            "connect_timeout": 10,
-        },
+        parsed, pool_size=8, max_overflow=8, pool_pre_ping=False, connect_args=connect_args
     )
-    return Engines(engine, engine)
+    return Engines(engine, engine, connect_args)
 
 
 def describe_unavailable(url: str, error: BaseException) -> StoreUnavailable:

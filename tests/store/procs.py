@@ -11,7 +11,7 @@ import time
 from ise_es.errors import ConcurrencyError
 from ise_es.events import UserTurn
 from ise_es.store.base import NewEvent
-from ise_es.store.sql import _Encoded, open_store
+from ise_es.store.sql import encode_events, open_store
 
 
 def write(url: str, stream: str, batches: int, size: int, writer: str) -> None:
@@ -58,7 +58,8 @@ def hold(url: str, stream: str, seconds: float, ready_file: str) -> None:
     """Append inside a transaction kept open for `seconds` (a slow writer)."""
     store = open_store(url)
     with store._engines.write.begin() as conn:
-        store._append_in(conn, stream, [_Encoded(UserTurn(turn=1, text="slow writer"))], 0, [])
+        slow = encode_events([UserTurn(turn=1, text="slow writer")])
+        store._append_in(conn.connection.driver_connection, stream, slow, 0, [])
         open(ready_file, "w").close()
         time.sleep(float(seconds))
     store.close()
@@ -67,10 +68,10 @@ def hold(url: str, stream: str, seconds: float, ready_file: str) -> None:
 def crash(url: str, stream: str, version: str, ready_file: str) -> None:
     """Write a big append and die by SIGKILL before it commits."""
     store = open_store(url)
-    events = [_Encoded(UserTurn(turn=i, text="x" * 500)) for i in range(200)]
+    events = encode_events([UserTurn(turn=i, text="x" * 500) for i in range(200)])
     with store._engines.write.begin() as conn:
-        blob_rows = [store._blob_row(os.urandom(4096))]
-        store._append_in(conn, stream, events, int(version), blob_rows)
+        blob_rows = store._blob_rows([os.urandom(4096)])
+        store._append_in(conn.connection.driver_connection, stream, events, int(version), blob_rows)
         open(ready_file, "w").close()
         os.kill(os.getpid(), signal.SIGKILL)
 

@@ -1,0 +1,173 @@
+"""The SQL text of the store's hot paths, written once per dialect (sql.py says why).
+
+Column lists must match ise_es/store/schema.py; the store's tests exercise every statement on
+both databases.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+__all__ = ["POSTGRES", "SQLITE", "DialectSql"]
+
+EVENT_COLUMNS = (
+    "position, stream_id, version, event_id, type, schema_version, recorded_at, payload, hash"
+)
+INSERT_COLUMNS = "event_id, stream_id, version, type, schema_version, recorded_at, payload, hash"
+HEAD_COLUMNS = "stream_id, stream_type, version, head_hash, created_at, updated_at"
+
+
+class DialectSql:
+    """Statements shared by both dialects, in the driver's parameter style."""
+
+    def __init__(self, p: str) -> None:
+        self.p = p
+        self.select_head = f"SELECT version, head_hash FROM streams WHERE stream_id = {p}"
+        self.select_head_for_update = self.select_head
+        self.select_blob = f"SELECT codec, data FROM blobs WHERE digest = {p}"
+        self.select_blob_size = f"SELECT size FROM blobs WHERE digest = {p}"
+        self.read_stream = (
+            f"SELECT {EVENT_COLUMNS} FROM events WHERE stream_id = {p} AND version >= {p} "
+            "ORDER BY version"
+        )
+        self.read_stream_to = (
+            f"SELECT {EVENT_COLUMNS} FROM events WHERE stream_id = {p} AND version >= {p} "
+            f"AND version <= {p} ORDER BY version"
+        )
+        # Filled in by the subclasses.
+        self.insert_events = ""
+        self.insert_head = ""
+        self.update_head = ""
+        self.insert_blob = ""
+        self.insert_blobs = ""
+        self.append: dict[tuple[bool, bool], str] = {}
+
+    def select_ids(self, n: int) -> str:
+        raise NotImplementedError
+
+    def ids_param(self, ids: list[str]) -> tuple[Any, ...]:
+        raise NotImplementedError
+
+    def catch_up(
+        self, after_position: int, limit: int, types: Sequence[str] | None
+    ) -> tuple[str, tuple[Any, ...]]:
+        raise NotImplementedError
+
+
+class _Sqlite(DialectSql):
+    def __init__(self) -> None:
+        super().__init__("?")
+        self.insert_events = (
+            f"INSERT INTO events ({INSERT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+        )
+        self.insert_head = (
+            f"INSERT INTO streams ({HEAD_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT (stream_id) DO NOTHING"
+        )
+        self.update_head = (
+            "UPDATE streams SET version = ?, head_hash = ?, updated_at = ? "
+            "WHERE stream_id = ? AND version = ? AND head_hash = ?"
+        )
+        self.insert_blob = (
+            "INSERT INTO blobs (digest, size, codec, data) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT (digest) DO NOTHING"
+        )
+
+    def select_ids(self, n: int) -> str:
+        marks = ", ".join("?" * n)
+        return f"SELECT event_id, stream_id, type, payload FROM events WHERE event_id IN ({marks})"
+
+    def ids_param(self, ids: list[str]) -> tuple[Any, ...]:
+        return tuple(ids)
+
+    def catch_up(
+        self, after_position: int, limit: int, types: Sequence[str] | None
+    ) -> tuple[str, tuple[Any, ...]]:
+        # One writer at a time, rowids assigned under the write lock: position order is commit
+        # order (sql.py).
+        where = "position > ?"
+        if types:
+            where += f" AND type IN ({', '.join('?' * len(types))})"
+        statement = f"SELECT {EVENT_COLUMNS} FROM events WHERE {where} ORDER BY position LIMIT ?"
+        return statement, (after_position, *(types or ()), limit)
+
+
+# The append in one statement. Data-modifying CTEs all run to completion whether or not the
+# main query reads them; the blob and event inserts select from `head`, so when the
+# conditional head update (or the new stream's insert) changes no row nothing at all is
+# written, and the statement reports 0 rows.
+_PG_HEAD_UPDATE = (
+    "UPDATE streams SET version = %s, head_hash = %s, updated_at = %s "
+    "WHERE stream_id = %s AND version = %s AND head_hash = %s RETURNING 1"
+)
+_PG_HEAD_INSERT = (
+    f"INSERT INTO streams ({HEAD_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s) "
+    "ON CONFLICT (stream_id) DO NOTHING RETURNING 1"
+)
+_PG_BLOBS_CTE = (
+    ", b AS (INSERT INTO blobs (digest, size, codec, data) "
+    "SELECT * FROM unnest(%s::text[], %s::int8[], %s::text[], %s::bytea[]) "
+    "WHERE EXISTS (SELECT FROM head) ON CONFLICT (digest) DO NOTHING)"
+)
+_PG_EVENTS = (
+    f" INSERT INTO events ({INSERT_COLUMNS}) "
+    "SELECT e.event_id, %s, %s::int4 + e.n, e.type, e.schema_version, %s, e.payload, e.hash "
+    "FROM unnest(%s::text[], %s::text[], %s::int2[], %s::text[], %s::text[]) "
+    "WITH ORDINALITY AS e(event_id, type, schema_version, payload, hash, n) "
+    "WHERE EXISTS (SELECT FROM head) ORDER BY e.n"
+)
+
+
+class _Postgres(DialectSql):
+    def __init__(self) -> None:
+        super().__init__("%s")
+        self.select_head_for_update = self.select_head + " FOR UPDATE"
+        self.insert_blobs = (
+            "INSERT INTO blobs (digest, size, codec, data) "
+            "SELECT * FROM unnest(%s::text[], %s::int8[], %s::text[], %s::bytea[]) "
+            "ON CONFLICT (digest) DO NOTHING"
+        )
+        self.append = {
+            (new_stream, with_blobs): (
+                f"WITH head AS ({_PG_HEAD_INSERT if new_stream else _PG_HEAD_UPDATE})"
+                + (_PG_BLOBS_CTE if with_blobs else "")
+                + _PG_EVENTS
+            )
+            for new_stream in (True, False)
+            for with_blobs in (True, False)
+        }
+        horizon = "txid < pg_snapshot_xmin(pg_current_snapshot())"
+        # A checkpoint is the position of an event already read; its txid completes the cursor.
+        cursor = "(txid, position) > ((SELECT txid FROM events WHERE position = %s), %s)"
+        self._catch_up = {
+            (with_cursor, with_types): (
+                f"SELECT {EVENT_COLUMNS} FROM events WHERE {horizon}"
+                + (f" AND {cursor}" if with_cursor else "")
+                + (" AND type = ANY(%s::text[])" if with_types else "")
+                + " ORDER BY txid, position LIMIT %s"
+            )
+            for with_cursor in (True, False)
+            for with_types in (True, False)
+        }
+
+    def select_ids(self, n: int) -> str:
+        return (
+            "SELECT event_id, stream_id, type, payload FROM events WHERE event_id = ANY(%s::text[])"
+        )
+
+    def ids_param(self, ids: list[str]) -> tuple[Any, ...]:
+        return (ids,)
+
+    def catch_up(
+        self, after_position: int, limit: int, types: Sequence[str] | None
+    ) -> tuple[str, tuple[Any, ...]]:
+        statement = self._catch_up[(after_position > 0, bool(types))]
+        params: tuple[Any, ...] = (after_position, after_position) if after_position > 0 else ()
+        if types:
+            params += (list(types),)
+        return statement, (*params, limit)
+
+
+SQLITE: DialectSql = _Sqlite()
+POSTGRES: DialectSql = _Postgres()
