@@ -24,12 +24,16 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import ctypes.util
+import fcntl
 import logging
 import os
 import resource
 import shutil
+import socket
+import struct
 import subprocess
 import tempfile
+import threading
 import time
 import weakref
 from collections.abc import Mapping
@@ -59,7 +63,10 @@ _SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
 # Host /etc entries a userland needs and that hold no secrets: alternatives links (awk, editor,
 # python...), the dynamic loader cache, Python's site configuration.
 _ETC_PASSTHROUGH = ("alternatives", "ld.so.cache", "ld.so.conf", "ld.so.conf.d", "python3")
-_MS_NOSUID, _MS_NODEV = 2, 4
+_MS_NOSUID, _MS_NODEV, _MS_BIND = 2, 4, 4096
+_CLONE_NEWNET = 0x40000000
+_SIOCGIFFLAGS, _SIOCSIFFLAGS, _IFF_UP = 0x8913, 0x8914, 0x1
+_IFREQ = "16sH22x"
 _STATE_PREFIX = "ise-es-sbx-"
 _MNT_DETACH = 2
 
@@ -125,6 +132,7 @@ class LocalSandbox(Sandbox):
         self.upper = os.path.join(self._state, "upper")
         self.merged = os.path.join(self._state, "merged")
         self._cgroup: str | None = None
+        self._netns_fd: int | None = None
         self._finalizer = weakref.finalize(
             self, _cleanup, self._state, self.merged, None, mounted=False
         )
@@ -138,8 +146,16 @@ class LocalSandbox(Sandbox):
             )
             self._finalizer.detach()
             self._cgroup = _make_pids_cgroup(os.path.basename(self._state), limits.processes)
+            self._netns = os.path.join(self._state, "netns")
+            self._netns_fd = _make_netns(self._netns)
             self._finalizer = weakref.finalize(
-                self, _cleanup, self._state, self.merged, self._cgroup, mounted=True
+                self,
+                _cleanup,
+                self._state,
+                self.merged,
+                self._cgroup,
+                mounted=True,
+                netns_fd=self._netns_fd,
             )
         except BaseException:
             self._finalizer()
@@ -164,7 +180,12 @@ class LocalSandbox(Sandbox):
     # -- commands -------------------------------------------------------------------------
 
     def _bwrap_args(self, etc: str) -> list[str]:
-        args = [self._bwrap, "--unshare-all", "--unshare-user", "--die-with-parent"]
+        if self._netns_fd is not None:
+            # The network namespace is the sandbox's own, made once (see _make_netns).
+            args = [self._bwrap, "--unshare-user", "--unshare-ipc", "--unshare-pid"]
+            args += ["--unshare-uts", "--unshare-cgroup-try", "--die-with-parent"]
+        else:
+            args = [self._bwrap, "--unshare-all", "--unshare-user", "--die-with-parent"]
         args += ["--new-session", "--uid", str(SANDBOX_UID), "--gid", str(SANDBOX_UID)]
         args += ["--hostname", "sandbox", "--clearenv"]
         for d in _SYSTEM_DIRS:
@@ -217,6 +238,8 @@ class LocalSandbox(Sandbox):
             (resource.RLIMIT_CORE, 0),
         ):
             resource.setrlimit(res, (value, value))
+        if self._netns_fd is not None and _libc.setns(self._netns_fd, _CLONE_NEWNET) != 0:
+            raise OSError(ctypes.get_errno(), "setns to the sandbox's network namespace")
         if self._cgroup is not None:
             fd = os.open(os.path.join(self._cgroup, "cgroup.procs"), os.O_WRONLY)
             try:
@@ -286,6 +309,11 @@ class LocalSandbox(Sandbox):
             f"--nproc={lim.processes}",
             "--core=0",
             "--",
+            *(
+                [shutil.which("nsenter") or "/usr/bin/nsenter", f"--net={self._netns}"]
+                if self._netns_fd is not None
+                else []
+            ),
             *inner,
         ]
         if self._cgroup is None:
@@ -380,6 +408,42 @@ def _mount_overlay(lower: str, upper: str, work: str, merged: str) -> None:
         )
 
 
+def _make_netns(path: str) -> int | None:
+    """A network namespace holding only loopback (up), pinned by a bind mount on `path`;
+    returns an open descriptor of it, or None when it cannot be made (then every command gets
+    a fresh one from bubblewrap's --unshare-net, which costs ~8 ms more per command here).
+
+    Made in a short-lived thread: unshare(CLONE_NEWNET) moves only the calling thread.
+    """
+    outcome: list[int | OSError] = []
+
+    def make() -> None:
+        try:
+            if _libc.unshare(_CLONE_NEWNET) != 0:
+                raise OSError(ctypes.get_errno(), "unshare(CLONE_NEWNET)")
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+                req = fcntl.ioctl(s, _SIOCGIFFLAGS, struct.pack(_IFREQ, b"lo", 0))
+                flags = struct.unpack(_IFREQ, req)[1]
+                fcntl.ioctl(s, _SIOCSIFFLAGS, struct.pack(_IFREQ, b"lo", flags | _IFF_UP))
+            Path(path).touch()
+            own = f"/proc/self/task/{threading.get_native_id()}/ns/net"
+            if _libc.mount(own.encode(), path.encode(), None, _MS_BIND, None) != 0:
+                raise OSError(ctypes.get_errno(), f"bind mount of the network namespace on {path}")
+            outcome.append(os.open(path, os.O_RDONLY | os.O_CLOEXEC))
+        except OSError as e:
+            outcome.append(e)
+
+    t = threading.Thread(target=make, name="ise-es-netns")
+    t.start()
+    t.join()
+    if isinstance(outcome[0], OSError):
+        log.warning("no per-sandbox network namespace (%s); using one per command", outcome[0])
+        if os.path.ismount(path):
+            _libc.umount2(path.encode(), _MNT_DETACH)
+        return None
+    return outcome[0]
+
+
 def _cgroup_pids_root() -> str | None:
     """The pids cgroup directory this process is in, if writable (v1 or v2)."""
     try:
@@ -447,9 +511,16 @@ def _remove_cgroup(cgroup: str) -> None:
     log.warning("could not remove cgroup %s", cgroup)
 
 
-def _cleanup(state: str, merged: str, cgroup: str | None, *, mounted: bool) -> None:
+def _cleanup(
+    state: str, merged: str, cgroup: str | None, *, mounted: bool, netns_fd: int | None = None
+) -> None:
     if cgroup is not None:
         _remove_cgroup(cgroup)
+    if netns_fd is not None:
+        os.close(netns_fd)
+    netns = os.path.join(state, "netns")
+    if os.path.ismount(netns):
+        _libc.umount2(netns.encode(), _MNT_DETACH)
     if mounted and _libc.umount2(merged.encode(), 0) != 0:
         # Still busy (an interactive process the caller did not end): detach it instead.
         _libc.umount2(merged.encode(), _MNT_DETACH)

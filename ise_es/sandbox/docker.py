@@ -58,6 +58,8 @@ from ise_es.sandbox.templates import Template
 __all__ = ["DockerSandbox"]
 
 _DRAIN_AFTER_KILL_S = 2.0
+_IDLE_POLL_MIN_S = 0.02
+_IDLE_POLL_MAX_S = 0.25
 _KIND_DELETED = 2
 _OWNER = (SANDBOX_UID, SANDBOX_UID)
 _OWNER_LABEL = f"{socket.gethostname()}:{owner_token()}"
@@ -268,6 +270,11 @@ class DockerSandbox(Sandbox):
         raw.setblocking(False)
         buf = bytearray()
         timed_out = False
+        # When the command has exited but background processes it left still hold its output,
+        # the engine keeps the stream open for ~2 s: poll the exec's state while output is idle
+        # and end those leftovers (as the local backend's PID namespace does).
+        idle = _IDLE_POLL_MIN_S
+        finished = False
         try:
             while True:
                 now = time.monotonic()
@@ -279,8 +286,15 @@ class DockerSandbox(Sandbox):
                     deadline = now + _DRAIN_AFTER_KILL_S
                     continue
                 ready, writable, _ = select.select(
-                    [raw], [raw] if pending else [], [], deadline - now
+                    [raw], [raw] if pending else [], [], min(deadline - now, idle)
                 )
+                if not ready and not writable and not timed_out and not finished:
+                    idle = min(idle * 2, _IDLE_POLL_MAX_S)
+                    if not self._api.exec_inspect(exec_id).get("Running"):
+                        finished = True
+                        self._kill_exec(exec_id)
+                    continue
+                idle = _IDLE_POLL_MIN_S
                 if writable:
                     try:
                         pending = pending[raw.send(pending[: 1 << 16]) :]
@@ -317,13 +331,18 @@ class DockerSandbox(Sandbox):
         return timed_out, caps[1], caps[2]
 
     def _wait_exit(self, exec_id: str) -> dict[str, Any]:
-        for _ in range(200):
-            info: dict[str, Any] = self._api.exec_inspect(exec_id)
+        """The exec's final state. Output has ended; what still runs in its session are
+        background processes of a finished command: they are killed, as the local backend's
+        PID namespace does, so that no command outlives its tool call (long-running programs
+        belong to the `process` tool)."""
+        info: dict[str, Any] = self._api.exec_inspect(exec_id)
+        for _ in range(100):
             if not info.get("Running"):
-                return info
-            time.sleep(0.01)
+                break
+            time.sleep(0.005)
+            info = self._api.exec_inspect(exec_id)
         self._kill_exec(exec_id)
-        return dict(self._api.exec_inspect(exec_id))
+        return info
 
     def _kill_exec(self, exec_id: str) -> None:
         """SIGKILL the exec's process tree, seen from the host's /proc: its descendants and

@@ -235,6 +235,17 @@ class SandboxConformance:
             time.sleep(0.05)
         assert host_processes_with("100.25") == []
 
+    def test_background_processes_end_with_the_command(self, make_sandbox: OpenSandbox) -> None:
+        sb = make_sandbox()
+        t0 = time.monotonic()
+        r = sb.exec("sleep 30.5 & (sleep 30.5 >/dev/null 2>&1 &); echo started")
+        assert r.exit_code == 0 and r.stdout == b"started\n"
+        assert time.monotonic() - t0 < 1.5
+        deadline = time.monotonic() + 1.0
+        while host_processes_with("30.5") and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert host_processes_with("30.5") == []
+
     def test_memory_limit(self, make_sandbox: OpenSandbox) -> None:
         sb = make_sandbox(limits=Limits(memory_bytes=256 * MB))
         r = sb.exec(["python3", "-c", "b = bytearray(600 * 1024 * 1024); print('allocated')"])
