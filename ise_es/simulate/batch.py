@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from ise_es.events import Event, ModelCall, SessionEnded, SessionStarted
 from ise_es.simulate.session import SessionPlan, SessionResult, StreamWriter, record_session
 from ise_es.store.sql import SqlEventStore
+from ise_es.tools import FixtureWebGateway
 
 __all__ = ["BatchReport", "WorkItem", "record_batch", "session_states"]
 
@@ -123,9 +124,14 @@ def record_batch(
     def run(item: WorkItem, attempt: int) -> SessionResult:
         if on_start is not None:
             on_start(item)
-        return record_session(store, item.make_plan(attempt), on_event=count, cancel=cancel)
+        return record_session(
+            store, item.make_plan(attempt), on_event=count, cancel=cancel, gateway=web
+        )
 
     cancel = threading.Event()
+    # One fixture web site for the whole run: starting and stopping its HTTP server per session
+    # cost more than recording a short session.
+    web = FixtureWebGateway()
     pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="record")
     pending: set[Future[SessionResult]] = set()
     queue = list(reversed(todo))
@@ -147,6 +153,7 @@ def record_batch(
         raise
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+        web.close()
     report.tokens = tokens
     report.seconds = time.monotonic() - started
     return report

@@ -3,6 +3,7 @@ appended to the session stream as it happens."""
 
 from __future__ import annotations
 
+import hashlib
 import threading
 import time
 import uuid
@@ -15,7 +16,6 @@ import msgspec
 from ise_es.events import (
     Event,
     ModelSpec,
-    OutputChunk,
     SessionEnded,
     SessionStarted,
 )
@@ -29,13 +29,18 @@ from ise_es.tools import FixtureWebGateway, SessionNamer, ToolRunner, WebGateway
 
 __all__ = ["SessionPlan", "SessionResult", "StreamWriter", "record_session"]
 
-CHUNK_FLUSH_EVENTS = 16
-CHUNK_FLUSH_SECONDS = 0.05
+FLUSH_EVENTS = 64
+FLUSH_SECONDS = 0.05
 
 
 class StreamWriter:
-    """Appends to one stream with optimistic concurrency, batching output chunks briefly so a
-    chatty command is not one transaction per line. Every other event is appended at once.
+    """Appends to one stream with optimistic concurrency, grouping what happens within
+    `max_delay` seconds into one transaction.
+
+    A quick tool call (started, output, finished, file diff) lands as one append instead of
+    four, while a long-running command's events still reach the store within `max_delay` of
+    happening: a background timer flushes whatever is pending. A kill -9 can lose at most that
+    window, and the session is then closed `interrupted` on the next run anyway.
 
     Event ids are derived from the stream id and version, so a retried append is a no-op.
     """
@@ -46,15 +51,18 @@ class StreamWriter:
         stream_id: str,
         *,
         version: int = 0,
-        clock: Callable[[], float] = time.monotonic,
+        max_delay: float = FLUSH_SECONDS,
+        max_pending: int = FLUSH_EVENTS,
     ) -> None:
         self.store = store
         self.stream_id = stream_id
         self.version = version
+        self.max_delay = max_delay
+        self.max_pending = max_pending
         self._pending: list[Event] = []
         self._pending_blobs: list[bytes] = []
-        self._first_pending = 0.0
-        self._clock = clock
+        self._timer: threading.Timer | None = None
+        self._failure: BaseException | None = None
         self.append_latencies: list[float] = []
         self._lock = threading.Lock()
 
@@ -62,26 +70,47 @@ class StreamWriter:
         """The tool runner's callback."""
         self.record([event], [])
 
+    def put_blob(self, data: bytes) -> str:
+        """A BlobSink for the sandbox and the tools: the bytes ride along with the next append,
+        in the same transaction as the event that cites them."""
+        self.record([], [data])
+        return hashlib.sha256(data).hexdigest()
+
     def record(self, events: Sequence[Event], blobs: Sequence[bytes]) -> None:
         with self._lock:
-            if not self._pending:
-                self._first_pending = self._clock()
+            self._raise_failure()
             self._pending.extend(events)
             self._pending_blobs.extend(blobs)
-            only_chunks = all(isinstance(e, OutputChunk) for e in events)
-            if (
-                only_chunks
-                and len(self._pending) < CHUNK_FLUSH_EVENTS
-                and self._clock() - self._first_pending < CHUNK_FLUSH_SECONDS
-            ):
-                return
-            self._flush()
+            if len(self._pending) >= self.max_pending or self.max_delay <= 0:
+                self._flush()
+            elif self._timer is None:
+                self._timer = threading.Timer(self.max_delay, self._flush_from_timer)
+                self._timer.daemon = True
+                self._timer.start()
 
     def flush(self) -> None:
+        """Append everything pending now (and surface a failed background flush)."""
         with self._lock:
+            self._raise_failure()
             self._flush()
 
+    def _flush_from_timer(self) -> None:
+        with self._lock:
+            self._timer = None
+            try:
+                self._flush()
+            except BaseException as e:  # re-raised in the recording thread at its next call
+                self._failure = e
+
+    def _raise_failure(self) -> None:
+        if self._failure is not None:
+            failure, self._failure = self._failure, None
+            raise failure
+
     def _flush(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         if not self._pending:
             return
         batch = [
@@ -168,11 +197,11 @@ def record_session(
         sandbox = sandbox_factory(
             plan.backend,
             plan.template,
-            blobs=store,
+            blobs=writer,
             environment=environment,
             **dict(plan.sandbox_options),
         )
-        runner = ToolRunner(sandbox, store, web, writer.emit, name_factory=SessionNamer(plan.seed))
+        runner = ToolRunner(sandbox, writer, web, writer.emit, name_factory=SessionNamer(plan.seed))
         simulator = UserSimulator(
             plan.user, persona=plan.persona, intent=plan.intent, max_turns=plan.max_turns
         )
