@@ -303,3 +303,32 @@ def test_broken_intents_line_names_file_and_line(tmp_path: Path, sqlite_url: str
     assert f"{intents}:2:" in result.output
     with open_store(sqlite_url) as store:
         assert store.streams() == []
+
+
+def test_ctrl_c_ends_sessions_in_flight_interrupted_and_removes_sandboxes(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    scenario_copy(tmp_path / "s", "slow", "sleep 3")
+    mounts_before = sandbox_mounts()
+    cmd = [
+        sys.executable,
+        "-m",
+        "cli",
+        "record",
+        "--scenario",
+        str(tmp_path / "s"),
+        "--db",
+        sqlite_url,
+    ]
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    with open_store(sqlite_url) as store:
+        deadline = time.monotonic() + 60
+        while not store.read_all(types=["tool_call_started"]):
+            assert time.monotonic() < deadline and proc.poll() is None
+            time.sleep(0.05)
+        os.kill(proc.pid, signal.SIGINT)
+        assert proc.wait(60) != 0
+        [session] = store.streams("session-")
+        last = store.read_stream(session.stream_id)[-1].data
+    assert isinstance(last, SessionEnded) and last.status == "interrupted"
+    assert sandbox_mounts() <= mounts_before
