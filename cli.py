@@ -897,7 +897,8 @@ def intents_personas(
     type=click.Choice(["auto", "embedding", "minhash", "off"]),
     default="auto",
     show_default=True,
-    help="Near-duplicate method; auto: embeddings if the model loads, else MinHash.",
+    help="Near-duplicate method; auto: embeddings for --renderer llm when the model loads, "
+    "else MinHash.",
 )
 @click.option(
     "--near-threshold",

@@ -185,6 +185,10 @@ def run_generate(
 
         client = _client(role_config("render", roles))
         renderer = LLMRenderer(client)
+    if near == "auto" and renderer_name == "template":
+        # Template texts share most of their words by construction; sentence embeddings put
+        # them all close together, so only shingle overlap separates them meaningfully.
+        near = "minhash"
     dedup = Deduplicator(near_index(near, threshold, embed_model, console))
     progress = Progress(
         TextColumn("[bold]intents"),
