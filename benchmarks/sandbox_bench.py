@@ -185,7 +185,10 @@ def main() -> None:
         many = make_many_files(work / "many", 10_000)
 
         floor = median_ms(lambda: subprocess.run(["true"]), 50, warmup=3)
-        print("\nsandbox benchmark (medians; 2 cores)")
+        load = os.getloadavg()[0]
+        print(f"\nsandbox benchmark (medians; {os.cpu_count()} cores; load average {load:.2f})")
+        if load > 1.5:
+            print("  (the machine is busy: per-call figures are inflated; rerun when idle)")
         row('floor: subprocess.run(["true"]) (median of 50)', f"{floor:.2f} ms")
         for backend, opts in backends:
             n = 15 if backend == "local" else 5
