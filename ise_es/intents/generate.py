@@ -117,7 +117,9 @@ def generate_intents(
         index = 0
         while report.accepted < count:
             todo: list[tuple[SampledIntent, RenderSpec]] = []
-            while len(todo) < batch and report.draws + len(todo) < max_draws:
+            # No more renders than intents still missing: model calls are the expensive part.
+            want = min(batch, count - report.accepted)
+            while len(todo) < want and report.draws + len(todo) < max_draws:
                 s = sampler.sample(index)
                 index += 1
                 if s.intent_id in done_ids:

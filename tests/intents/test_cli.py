@@ -20,6 +20,7 @@ from ise_es.projections.diversity import (
     plot_scaling_curve,
     write_report,
 )
+from tests.support.openai_server import RecordedRequest, Reply, ScriptedOpenAIServer
 
 HAVE_MODEL = all(
     importlib.util.find_spec(m) is not None
@@ -203,3 +204,61 @@ def test_project_diversity_on_a_file_with_the_small_model(
     assert 1.0 < report["vendi"] < 12.0
     code, out, _ = invoke(env, *args)
     assert code == 0 and "embedded now: 0, from cache: 12" in out
+
+
+def test_llm_roles_are_wired_from_the_command_line(
+    env: dict[str, str], openai_server: ScriptedOpenAIServer
+) -> None:
+    people = [
+        {
+            "name": f"Person {i}",
+            "role": "Analyst",
+            "industry": ind,
+            "expertise": ["SQL"],
+            "experience_level": "Junior",
+            "communication_style": "Casual",
+            "work_context": "Works from Lima.",
+            "common_goals": ["learn"],
+            "tools_preference": [],
+        }
+        for i, ind in enumerate(["Retail", "Energy", "Media"])
+    ]
+    openai_server.script("p-model", Reply(content=json.dumps({"personas": people})))
+    code, out, err = invoke(
+        env,
+        "intents",
+        "personas",
+        "--count",
+        "3",
+        "--persona-model",
+        "p-model",
+        "--persona-base-url",
+        openai_server.base_url,
+        "--persona-retries",
+        "0",
+    )
+    assert code == 0, err
+    assert "personas=3" in out and "industries=3" in out
+
+    def render(req: RecordedRequest) -> Reply:
+        prompt = req.messages[1]["content"]
+        asks = [ln[2:] for ln in prompt.splitlines() if ln.startswith("- ") and "):" in ln]
+        return Reply(content="Please do the following for me today. " + " Then ".join(asks))
+
+    openai_server.handle("r-model", render)
+    code, out, err = invoke(
+        env,
+        "intents",
+        "generate",
+        "--count",
+        "2",
+        "--render-model",
+        "r-model",
+        "--render-base-url",
+        openai_server.base_url,
+        "--near-dup",
+        "minhash",
+    )
+    assert code == 0, err
+    assert out.startswith("accepted 2/2")
+    assert len(openai_server.requests_for("r-model")) == 2
