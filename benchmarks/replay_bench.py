@@ -1,0 +1,157 @@
+"""Replay overhead: a recorded 30-tool-call session of quick commands replayed (read the
+session, fresh sandbox, every call through the tool runner, compared field by field, replay
+stream appended) against running the same commands directly in a fresh sandbox of the same
+backend (the floor), in one run; then `replay --all` throughput with 1 and 2 workers.
+
+    .venv/bin/python benchmarks/replay_bench.py [--repeat 5] [--sessions 12]
+
+Target: replay time per step <= 1.2 x the floor. SQLite store (WAL, synchronous=FULL), local
+sandbox (bubblewrap over overlayfs), all normalizers on.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from ise_es.sandbox import open_sandbox, pinned_environment
+from ise_es.simulate.batch import record_batch
+from ise_es.simulate.recording_cli import build_items
+from ise_es.store import migrate
+from ise_es.store.sql import SqlEventStore, open_store
+from replay.corpus import replay_all
+from replay.runner import replay_session
+
+STEPS = 30
+
+
+def quick_commands() -> list[str]:
+    """Thirty quick commands: prints, small file writes (so the diff has work), reads."""
+    commands = []
+    for i in range(STEPS):
+        kind = i % 3
+        if kind == 0:
+            commands.append(f"echo step {i}")
+        elif kind == 1:
+            commands.append(f"printf 'line {i}\\n' > f{i}.txt")
+        else:
+            commands.append(f"cat f{i - 1}.txt && ls | wc -l")
+    return commands
+
+
+def write_scenario(directory: Path, name: str, commands: list[str]) -> None:
+    steps = "".join(
+        f'      - tool_calls:\n          - exec: {{command: "{c.replace(chr(92), chr(92) * 2)}"}}\n'
+        for c in commands
+    )
+    (directory / f"{name}.yaml").write_text(
+        f"intent: {STEPS} quick commands\ntemplate: empty\nturns:\n  - user: go\n    agent:\n"
+        f"{steps}      - text: done\ndone: thanks\n"
+    )
+
+
+def record(url: str, scenario_dir: Path) -> None:
+    items = build_items(
+        scenario_path=scenario_dir,
+        intents_path=None,
+        backend="local",
+        template=None,
+        max_turns=4,
+        max_steps=STEPS + 5,
+        system_prompt="",
+        skip_invalid=False,
+        seed=0,
+        roles={},
+    )
+    report = record_batch(open_store(url), items, workers=2)
+    assert all(r.status == "completed" for r in report.results), report.results
+
+
+def floor_run(commands: list[str]) -> float:
+    """Fresh sandbox, the same commands through Sandbox.exec, nothing compared or stored."""
+    started = time.perf_counter()
+    with open_sandbox("local", "empty", blobs=None, environment=pinned_environment()) as sandbox:
+        for command in commands:
+            result = sandbox.exec(command)
+            assert result.exit_code == 0, (command, result)
+    return time.perf_counter() - started
+
+
+def replay_run(store: SqlEventStore, session: str) -> float:
+    started = time.perf_counter()
+    report = replay_session(store, session)
+    elapsed = time.perf_counter() - started
+    assert report.status == "reproduced" and len(report.steps) == STEPS, report.counts
+    return elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--sessions", type=int, default=12, help="corpus size for --all")
+    args = parser.parse_args()
+    commands = quick_commands()
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        one = root / "one"
+        one.mkdir()
+        write_scenario(one, "quick", commands)
+        url = f"sqlite:///{tmp}/bench.db"
+        migrate.upgrade(url)
+        record(url, one)
+        store = open_store(url)
+        (session,) = [s.stream_id for s in store.streams("session-")]
+        floor_run(commands)  # warm the page cache and the template digest memo
+        replay_run(store, session)
+        floors, replays = [], []
+        for _ in range(args.repeat):
+            floors.append(floor_run(commands))
+            replays.append(replay_run(store, session))
+        floor, rep = statistics.median(floors), statistics.median(replays)
+
+        many = root / "many"
+        many.mkdir()
+        for i in range(args.sessions):
+            write_scenario(many, f"quick-{i:02d}", commands[: 10 + i % 3 * 5])
+        corpus_url = f"sqlite:///{tmp}/corpus.db"
+        migrate.upgrade(corpus_url)
+        record(corpus_url, many)
+        corpus_store = open_store(corpus_url)
+        throughput = {}
+        for workers in (1, 2):
+            started = time.perf_counter()
+            corpus = replay_all(corpus_store, workers=workers)
+            seconds = time.perf_counter() - started
+            assert corpus.outcomes()["reproducible"] == args.sessions, corpus.summary()
+            steps = sum(len(r.steps) for r in corpus.reports)
+            throughput[workers] = (seconds, steps)
+
+    print("local sandbox, SQLite store (WAL, synchronous=FULL), all normalizers on")
+    print(f"{STEPS}-call session, median of {args.repeat}:")
+    print(
+        f"  floor (fresh sandbox + the {STEPS} commands via Sandbox.exec) {floor:6.3f} s  "
+        f"{1000 * floor / STEPS:6.1f} ms/step"
+    )
+    print(
+        f"  replay (read, sandbox, tool runner, diff, compare, append)  {rep:6.3f} s  "
+        f"{1000 * rep / STEPS:6.1f} ms/step  overhead {100 * (rep / floor - 1):+.1f}% "
+        "(target <= +20%)"
+    )
+    s1, n1 = throughput[1]
+    s2, n2 = throughput[2]
+    print(f"replay --all over {args.sessions} sessions ({n1} steps):")
+    print(f"  1 worker   {s1:6.2f} s  {args.sessions / s1:5.2f} sessions/s  {n1 / s1:6.1f} steps/s")
+    print(
+        f"  2 workers  {s2:6.2f} s  {args.sessions / s2:5.2f} sessions/s  {n2 / s2:6.1f} steps/s"
+        f"  ({s1 / s2:.2f}x)"
+    )
+
+
+if __name__ == "__main__":
+    main()
