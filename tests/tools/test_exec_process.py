@@ -226,6 +226,7 @@ def test_session_names_are_deterministic(sandbox: Sandbox, blobs: SqlEventStore)
                     step=n,
                     index=n,
                 )
+                assert not finished.is_error, finished.result_text
                 out.append(finished.details["sessionId"])
             return out
 
