@@ -50,6 +50,8 @@ def outcome_of(report: ReplayReport) -> str:
 class CorpusReport:
     reports: list[ReplayReport] = field(default_factory=list)
     seconds: float = 0.0
+    imported_skipped: int = 0
+    """Imported sessions left out: they never ran in an ise-es sandbox (no template)."""
 
     def outcomes(self) -> Counter[str]:
         return Counter(outcome_of(r) for r in self.reports)
@@ -98,6 +100,7 @@ class CorpusReport:
             "divergence_causes": dict(self.divergence_causes().most_common(TOP_CAUSES)),
             "normalizers_fired": dict(self.normalizers_fired().most_common()),
             "failures": dict(self.failures().most_common(TOP_CAUSES)),
+            "imported_skipped": self.imported_skipped,
             "seconds": round(self.seconds, 3),
             "exit_code": self.exit_code,
         }
@@ -112,17 +115,28 @@ def _clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def select_sessions(store: EventStore, *, status: str | None = None) -> list[str]:
+def select_sessions(
+    store: EventStore, *, status: str | None = None, include_imported: bool = True
+) -> list[str]:
     """Session stream ids in recording order; `status` filters on how the session ended
-    (`running` for sessions with no SessionEnded, e.g. a recorder killed with -9)."""
+    (`running` for sessions with no SessionEnded, e.g. a recorder killed with -9). Imported
+    sessions (provenance `imported`) ran outside any ise-es sandbox."""
     order: list[str] = []
     ended: dict[str, str] = {}
+    imported: set[str] = set()
     for stored in store.iter_all(types=["session_started", "session_ended"], batch=5000):
         if isinstance(stored.data, SessionStarted):
             order.append(stored.stream_id)
+            if stored.data.provenance.get("imported"):
+                imported.add(stored.stream_id)
         elif isinstance(stored.data, SessionEnded):
             ended[stored.stream_id] = stored.data.status
-    return [s for s in order if status is None or ended.get(s, "running") == status]
+    return [
+        s
+        for s in order
+        if (status is None or ended.get(s, "running") == status)
+        and (include_imported or s not in imported)
+    ]
 
 
 def replay_all(
@@ -139,7 +153,8 @@ def replay_all(
     A session that cannot be read is a `failed` report, never a stopped run.
     """
     began = time.monotonic()
-    streams = select_sessions(store, status=status)
+    streams = select_sessions(store, status=status, include_imported=False)
+    imported = len(select_sessions(store, status=status)) - len(streams)
     results: list[ReplayReport | None] = [None] * len(streams)
 
     def run(i: int) -> None:
@@ -163,7 +178,9 @@ def replay_all(
     with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="replay") as pool:
         for future in [pool.submit(run, i) for i in range(len(streams))]:
             future.result()
-    return CorpusReport([r for r in results if r is not None], time.monotonic() - began)
+    return CorpusReport(
+        [r for r in results if r is not None], time.monotonic() - began, imported_skipped=imported
+    )
 
 
 def replay_all_with_progress(
@@ -176,7 +193,7 @@ def replay_all_with_progress(
 ) -> CorpusReport:
     """`replay_all` with a rich progress bar (on `console`, stderr by default)."""
     console = console or Console(stderr=True)
-    total = len(select_sessions(store, status=status))
+    total = len(select_sessions(store, status=status, include_imported=False))
     lock = threading.Lock()
     tally: Counter[str] = Counter()
     steps = 0
@@ -226,6 +243,12 @@ def print_corpus_summary(corpus: CorpusReport, console: Console | None = None) -
         console.print(
             "normalizers that made steps equivalent (sessions): "
             + ", ".join(f"{k} {v}" for k, v in summary["normalizers_fired"].items()),
+            highlight=False,
+        )
+    if corpus.imported_skipped:
+        console.print(
+            f"{corpus.imported_skipped} imported session(s) left out: they never ran in an "
+            "ise-es sandbox (replay one with --sandbox local to try)",
             highlight=False,
         )
     for reason, n in summary["failures"].items():

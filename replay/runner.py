@@ -19,7 +19,7 @@ from typing import Any
 
 import msgspec
 
-from ise_es.errors import BlobNotFound, SandboxError, TemplateError
+from ise_es.errors import BlobNotFound, ConfigError, SandboxError, TemplateError
 from ise_es.events import (
     Event,
     FsDiff,
@@ -31,7 +31,7 @@ from ise_es.events import (
     ToolCall,
     ToolCallFinished,
 )
-from ise_es.sandbox import Sandbox, Template, load_template, open_sandbox
+from ise_es.sandbox import BACKENDS, Sandbox, Template, load_template, open_sandbox
 from ise_es.store.base import EventStore
 from ise_es.tools import RecordedWebGateway, SessionNamer, ToolRegistry, ToolRunner, WebResponse
 from ise_es.tools.catalog import default_registry
@@ -244,6 +244,15 @@ def replay_recorded(
             f"cross-backend replay: recorded on {started.sandbox_backend or '(unknown)'}, "
             f"replayed on {report.sandbox_backend}"
         )
+    if report.sandbox_backend not in BACKENDS:
+        report.aborted = True
+        report.reason = (
+            f"session {session.session_id} ran on {report.sandbox_backend!r}, not in an ise-es "
+            f"sandbox (imported?): pass --sandbox ({' or '.join(BACKENDS)}) to replay its calls "
+            "there anyway"
+        )
+        report.seconds = time.monotonic() - began
+        return report
     template = _resolve_template(session, options, report)
     if template is None:
         report.aborted = True
@@ -264,7 +273,7 @@ def replay_recorded(
             templates_dir=options.templates_dir,
             **dict(options.sandbox_options),
         )
-    except SandboxError as e:
+    except (SandboxError, ConfigError) as e:
         report.aborted = True
         report.reason = f"cannot start a {report.sandbox_backend} sandbox: {e}"
         report.seconds = time.monotonic() - began

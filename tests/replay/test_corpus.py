@@ -12,7 +12,7 @@ from cli import main
 from ise_es.events import ReplayEnded
 from ise_es.store.sql import open_store
 from replay.rate import determinism_rate
-from tests.replay.conftest import SCENARIOS, record, replay
+from tests.replay.conftest import ROOT, SCENARIOS, record, replay
 
 
 def corpus_dir(tmp_path: Path) -> Path:
@@ -83,3 +83,21 @@ def test_all_on_an_empty_store_says_so(sqlite_url: str) -> None:
     assert result.exit_code == 0 and "no sessions to replay" in result.stdout
     code, corpus, _ = replay(sqlite_url, "--all")
     assert code == 0 and corpus["summary"]["sessions"] == 0 and corpus["sessions"] == []
+
+
+def test_imported_sessions_are_left_out_of_all_and_refused_without_sandbox(
+    sqlite_url: str,
+) -> None:
+    openclaw = ROOT / "fixtures" / "openclaw" / "session-logs.jsonl"
+    imported = CliRunner().invoke(main, ["import", "openclaw", str(openclaw), "--db", sqlite_url])
+    assert imported.exit_code == 0, imported.output
+    code, corpus, _ = replay(sqlite_url, "--all")
+    assert code == 0 and corpus["summary"]["imported_skipped"] == 1 and corpus["sessions"] == []
+    with open_store(sqlite_url) as store:
+        (stream,) = [s.stream_id for s in store.streams("session-")]
+    code, report, _ = replay(sqlite_url, stream)
+    assert code == 2 and report["replay_id"] is None and report["aborted"]
+    assert "ran on 'openclaw', not in an ise-es sandbox" in report["reason"]
+    code, report, _ = replay(sqlite_url, stream, "--sandbox", "local")
+    assert report["replay_id"] and report["steps"], "its calls ran in an empty local workspace"
+    assert code == 1 and report["status"] == "diverged"
