@@ -93,10 +93,9 @@ def run_exec(ctx: ToolContext, args: dict[str, Any]) -> ToolOutcome:
     result = ctx.sandbox.exec(
         command, timeout=timeout, env=env, workdir=workdir, on_chunk=recorder.feed
     )
-    effective_timeout = timeout if timeout is not None else None
     return ToolOutcome(
         text=_result_text(
-            recorder.text(), result.exit_code, result.signal, result.timed_out, effective_timeout
+            recorder.text(), result.exit_code, result.signal, result.timed_out, timeout
         ),
         exit_code=result.exit_code,
         signal=result.signal,
@@ -181,10 +180,11 @@ def _follow(
 ) -> int:
     """Feed the session's output to `recorder` until it ends or `wait_s` passes (None: until
     it ends, which its timeout guarantees). Returns the cursor after the last output fed."""
-    deadline = None if wait_s is None else ctx.clock() + wait_s
+    # Real time, not ctx.clock: this waits on threads, and an injected clock is for recording.
+    deadline = None if wait_s is None else time.monotonic() + wait_s
     cursor = 0
     while True:
-        remaining = 0.5 if deadline is None else max(0.0, deadline - ctx.clock())
+        remaining = 0.5 if deadline is None else max(0.0, deadline - time.monotonic())
         session.wait_for_output(cursor, min(remaining, 0.5))
         cursor, segments, _ = session.read_from(cursor)
         for stream, data in segments:
@@ -195,7 +195,7 @@ def _follow(
             for stream, data in segments:
                 recorder.feed(stream, data)
             return cursor
-        if deadline is not None and ctx.clock() >= deadline:
+        if deadline is not None and time.monotonic() >= deadline:
             return cursor
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 
 import pytest
 
@@ -23,7 +24,7 @@ from ise_es.tools import FixtureWebGateway, ToolRunner, ToolSettings
 from tests.tools.conftest import Harness, MakeHarness
 
 
-def kinds(events: list[object]) -> list[str]:
+def kinds(events: Sequence[object]) -> list[str]:
     return [type(e).__name__ for e in events]
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+from typing import Any
 
 import pytest
 
@@ -118,7 +119,7 @@ def test_without_a_gateway_web_tools_fail_cleanly(make_harness: MakeHarness) -> 
 def test_recorded_gateway_replays_the_same_results(
     harness: Harness, make_harness: MakeHarness, blobs: SqlEventStore
 ) -> None:
-    calls = [
+    calls: list[tuple[str, dict[str, Any]]] = [
         ("web_fetch", {"url": "https://docs.example.com/install"}),
         ("web_search", {"query": "cron schedule syntax", "count": 3}),
         ("web_fetch", {"url": "https://docs.example.com/nope"}),
