@@ -175,9 +175,15 @@ def replay_all(
         if on_done is not None:
             on_done(report)
 
-    with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="replay") as pool:
+    pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="replay")
+    try:
         for future in [pool.submit(run, i) for i in range(len(streams))]:
             future.result()
+    except BaseException:
+        # Ctrl-C: sessions not started yet are dropped; running ones finish their step loop.
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
     return CorpusReport(
         [r for r in results if r is not None], time.monotonic() - began, imported_skipped=imported
     )

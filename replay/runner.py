@@ -324,6 +324,7 @@ def _run(
     )
     comparator = StepComparator(normalizers, store.get_blob)
     counts: Counter[str] = Counter()
+    interrupted: BaseException | None = None
     try:
         for position, rec in enumerate(session.steps):
             result, stored_blobs, failure = _replay_step(
@@ -362,6 +363,12 @@ def _run(
                         f"--stop-at-first: {report.skipped} later step(s) were not replayed"
                     )
                 break
+    except KeyboardInterrupt as e:
+        # Ctrl-C: the replay stream still ends, saying so, before the interrupt goes on.
+        interrupted = e
+        report.aborted = True
+        report.reason = "the replay was interrupted (Ctrl-C)"
+        report.skipped = len(session.steps) - len(report.steps)
     finally:
         runner.close()
     if session.unfinished is not None:
@@ -382,6 +389,8 @@ def _run(
         ),
         flush=True,
     )
+    if interrupted is not None:
+        raise interrupted
 
 
 def _replay_step(
@@ -398,7 +407,9 @@ def _replay_step(
     failure: str | None = None
     try:
         runner.run(call, turn=rec.started.turn, step=rec.started.step, index=rec.index)
-    except SandboxError as e:
+    except Exception as e:
+        # A dead sandbox (SandboxError), or a bug in a tool: this call has no comparable
+        # outcome and nothing after it can be trusted to run in this sandbox.
         failure = f"{type(e).__name__}: {e}"
     elapsed_ms = (time.perf_counter() - t0) * 1000.0
     replayed = collector.step

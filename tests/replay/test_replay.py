@@ -22,9 +22,11 @@ from ise_es.events import (
     ToolCallFinished,
     ToolCallStarted,
 )
-from ise_es.sandbox import load_template, pinned_environment
+from ise_es.sandbox import Sandbox, load_template, open_sandbox, pinned_environment
 from ise_es.store.sql import SqlEventStore, open_store
 from replay.corpus import select_sessions
+from replay.model import StepResult
+from replay.runner import replay_session
 from tests.replay.conftest import ROOT, SHIPPED, record, replay, replay_text
 
 
@@ -298,3 +300,28 @@ def test_bad_invocations_exit_2_with_a_message(
 ) -> None:
     code, out, err = replay_text(sqlite_url, *args)
     assert code == 2 and message in err and out == ""
+
+
+def test_sandbox_dying_mid_replay_ends_the_replay_failed(
+    sqlite_url: str, scenario_dir: Callable[[str], Path], data_template: Path
+) -> None:
+    (sid,) = record(sqlite_url, scenario_dir("steady"), template=data_template)
+    opened: list[Sandbox] = []
+
+    def keep(*args: Any, **kwargs: Any) -> Sandbox:
+        opened.append(open_sandbox(*args, **kwargs))
+        return opened[-1]
+
+    def close_after_first(step: StepResult) -> None:
+        if step.index == 0:
+            opened[0].close()  # the real sandbox goes away under the replay
+
+    with open_store(sqlite_url) as store:
+        report = replay_session(store, sid, on_step=close_after_first, sandbox_factory=keep)
+        ended = store.read_stream(f"replay-{report.replay_id}")[-1].data
+    assert report.aborted and report.status == "failed" and report.exit_code == 2
+    assert [s.verdict for s in report.steps] == ["identical", "diverged"]
+    assert report.skipped == 2
+    assert report.reason.startswith("the sandbox failed at step 1: SandboxUnavailable")
+    assert isinstance(ended, ReplayEnded) and ended.status == "failed"
+    assert ended.reason.startswith("the sandbox failed at step 1")
