@@ -78,25 +78,43 @@ class IntentRecord(msgspec.Struct, kw_only=True):
         return self.rendered.text if self.rendered is not None else None
 
 
+def _fold(records: dict[str, IntentRecord], stream_id: str, position: int, data: object) -> None:
+    rec = records.get(stream_id)
+    if rec is None:
+        intent_id = getattr(data, "intent_id", stream_id.removeprefix("intent-"))
+        rec = records[stream_id] = IntentRecord(
+            intent_id=intent_id, stream_id=stream_id, position=position
+        )
+    if isinstance(data, IntentSampled):
+        rec.sampled = data
+    elif isinstance(data, IntentImported):
+        rec.imported = data
+    elif isinstance(data, IntentRendered):
+        rec.rendered = data
+    elif isinstance(data, IntentRejected):
+        rec.rejected = data
+
+
 def iter_intents(store: EventStore) -> Iterator[IntentRecord]:
-    """Every intent in the store, in the order its stream began."""
+    """Every intent in the store, in the order its stream began, including the latest writes.
+
+    The bulk comes from one catch-up scan. That scan is complete only up to the store's safe
+    horizon (on PostgreSQL it stops below any transaction still open anywhere on the server),
+    so streams whose head version is ahead of what the scan saw are read again directly:
+    a run that just recorded intents sees all of them.
+    """
     records: dict[str, IntentRecord] = {}
-    for ev in store.iter_all(types=INTENT_EVENT_TYPES, batch=5000):
-        data = ev.data
-        rec = records.get(ev.stream_id)
-        if rec is None:
-            intent_id = getattr(data, "intent_id", ev.stream_id.removeprefix("intent-"))
-            rec = records[ev.stream_id] = IntentRecord(
-                intent_id=intent_id, stream_id=ev.stream_id, position=ev.position
-            )
-        if isinstance(data, IntentSampled):
-            rec.sampled = data
-        elif isinstance(data, IntentImported):
-            rec.imported = data
-        elif isinstance(data, IntentRendered):
-            rec.rendered = data
-        elif isinstance(data, IntentRejected):
-            rec.rejected = data
+    seen: dict[str, int] = {}
+    for ev in store.iter_all(batch=5000, types=INTENT_EVENT_TYPES):
+        _fold(records, ev.stream_id, ev.position, ev.data)
+        seen[ev.stream_id] = max(seen.get(ev.stream_id, 0), ev.version)
+    for info in store.streams(stream_type="intent"):
+        if info.version <= seen.get(info.stream_id, 0):
+            continue
+        records.pop(info.stream_id, None)
+        for ev in store.read_stream(info.stream_id):
+            if ev.type in INTENT_EVENT_TYPES:
+                _fold(records, ev.stream_id, ev.position, ev.data)
     yield from sorted(records.values(), key=lambda r: r.position)
 
 
