@@ -14,6 +14,7 @@ from ise_es.store.sql import open_store
 from replay.corpus import print_corpus_summary, replay_all_with_progress
 from replay.model import StepResult
 from replay.normalize import select_normalizers
+from replay.rate import determinism_rate
 from replay.recorded import load_session
 from replay.report import print_report, report_json
 from replay.runner import ReplayOptions, replay_recorded
@@ -77,6 +78,13 @@ def run_replay(
                         "no sessions to replay" + (f" with status {status}" if status else "")
                     )
                 print_corpus_summary(corpus, console)
+                rate = determinism_rate(store)
+                if rate.reproducible_rate is not None:
+                    console.print(
+                        f"store-wide, latest replay of each of {rate.sessions} sessions: "
+                        f"{100 * rate.reproducible_rate:.1f}% reproducible or equivalent",
+                        highlight=False,
+                    )
             return corpus.exit_code
         session = load_session(store, session_id or "")
         total = len(session.steps)

@@ -76,6 +76,7 @@ def test_summary_table_names_outcomes_and_causes(sqlite_url: str, tmp_path: Path
     for row in ("reproducible", "equivalent", "diverged", "failed"):
         assert row in out
     assert "4 sessions, 8 steps, step determinism 50.0%" in out
+    assert "latest replay of each of 4 sessions: 75.0% reproducible or equivalent" in out
 
 
 def test_all_on_an_empty_store_says_so(sqlite_url: str) -> None:
