@@ -19,6 +19,7 @@ texts loads vectors and embeds nothing.
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import os
 import sys
 import tempfile
@@ -269,6 +270,12 @@ class Embedder:
     def _encoder(self) -> EncodeFn:
         with self._model_lock:
             if self._encode is None:
+                # The extra first: naming the model's packages to someone who lacks
+                # sentence-transformers would send them round twice.
+                if importlib.util.find_spec("sentence_transformers") is None:
+                    raise EmbeddingUnavailable(
+                        f"embeddings need the optional extra 'diversity': {INSTALL_HINT}"
+                    )
                 self._encode = _load_sentence_transformer(
                     resolve_model(self.model, self.models_dir), self.batch_size
                 )

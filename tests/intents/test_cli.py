@@ -262,3 +262,17 @@ def test_llm_roles_are_wired_from_the_command_line(
     assert code == 0, err
     assert out.startswith("accepted 2/2")
     assert len(openai_server.requests_for("r-model")) == 2
+
+
+def test_diversity_without_the_extra_says_what_to_install(
+    env: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "sentence_transformers", None)  # as if not installed
+    src = tmp_path / "in.jsonl"
+    src.write_text(
+        '{"id": "a", "natural_language_intent": "Archive the logs."}\n'
+        '{"id": "b", "natural_language_intent": "Rename the photos."}\n'
+    )
+    code, _, err = invoke(env, "project", "diversity", "--input", str(src))
+    assert code == 2
+    assert "optional extra 'diversity'" in err and "pip install torch==2.13.0" in err
