@@ -118,25 +118,39 @@ def _clip(text: str, limit: int) -> str:
 def select_sessions(
     store: EventStore, *, status: str | None = None, include_imported: bool = True
 ) -> list[str]:
-    """Session stream ids in recording order; `status` filters on how the session ended
-    (`running` for sessions with no SessionEnded, e.g. a recorder killed with -9). Imported
-    sessions (provenance `imported`) ran outside any ise-es sandbox."""
-    order: list[str] = []
+    """Session stream ids in the order they were created; `status` filters on how the session
+    ended (`running` for sessions with no SessionEnded, e.g. a recorder killed with -9).
+    Imported sessions (provenance `imported`) ran outside any ise-es sandbox.
+
+    The stream table is the list (it is read committed); the catch-up read only saves reading
+    each stream's first and last event. On PostgreSQL a catch-up read stops below the oldest
+    open transaction on the server, so a session committed a moment ago may not be in it yet.
+    """
+    started: dict[str, SessionStarted] = {}
     ended: dict[str, str] = {}
-    imported: set[str] = set()
     for stored in store.iter_all(types=["session_started", "session_ended"], batch=5000):
         if isinstance(stored.data, SessionStarted):
-            order.append(stored.stream_id)
-            if stored.data.provenance.get("imported"):
-                imported.add(stored.stream_id)
+            started[stored.stream_id] = stored.data
         elif isinstance(stored.data, SessionEnded):
             ended[stored.stream_id] = stored.data.status
-    return [
-        s
-        for s in order
-        if (status is None or ended.get(s, "running") == status)
-        and (include_imported or s not in imported)
-    ]
+    out: list[str] = []
+    for info in sorted(store.streams("session-"), key=lambda i: (i.created_at, i.stream_id)):
+        stream = info.stream_id
+        if stream not in started:
+            head = store.read_stream(stream, 1, to_version=1)
+            if not head or not isinstance(head[0].data, SessionStarted):
+                continue
+            started[stream] = head[0].data
+        if stream not in ended:
+            last = store.read_stream(stream, info.version, to_version=info.version)
+            if last and isinstance(last[0].data, SessionEnded):
+                ended[stream] = last[0].data.status
+        if status is not None and ended.get(stream, "running") != status:
+            continue
+        if not include_imported and started[stream].provenance.get("imported"):
+            continue
+        out.append(stream)
+    return out
 
 
 def replay_all(

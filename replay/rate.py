@@ -1,5 +1,6 @@
-"""The determinism rate of a corpus, read from the replay streams (the hook the statistics
-projection and `ise-es replay --all` share): per session, its most recent replay counts."""
+"""The determinism rate of a corpus, read from the replay streams (ReplayEnded carries status,
+counts and the determinism score; the statistics projection reads the same events): per session,
+its most recent replay counts."""
 
 from __future__ import annotations
 
@@ -27,23 +28,42 @@ class DeterminismRate(msgspec.Struct, frozen=True, kw_only=True):
 
 
 def determinism_rate(store: EventStore) -> DeterminismRate:
+    """Read from the replay streams. The catch-up read does the bulk; replay streams it has not
+    reached yet (on PostgreSQL it stops below the oldest open transaction on the server) are
+    read directly, so a replay that just ended is counted."""
     sources: dict[str, str] = {}
-    latest: dict[str, ReplayEnded] = {}
-    replays = 0
+    ends: dict[str, tuple[float, ReplayEnded]] = {}
     for stored in store.iter_all(types=["replay_started", "replay_ended"], batch=5000):
         data = stored.data
         if isinstance(data, ReplayStarted):
             sources[stored.stream_id] = data.source_stream
-        elif isinstance(data, ReplayEnded) and stored.stream_id in sources:
-            replays += 1
-            # Catch-up order is commit order, so a later event is a later replay.
-            latest[sources[stored.stream_id]] = data
-    statuses = Counter(e.status for e in latest.values())
-    n = len(latest)
+        elif isinstance(data, ReplayEnded):
+            ends[stored.stream_id] = (stored.recorded_at, data)
+    for info in store.streams("replay-"):
+        stream = info.stream_id
+        if stream not in sources:
+            head = store.read_stream(stream, 1, to_version=1)
+            if head and isinstance(head[0].data, ReplayStarted):
+                sources[stream] = head[0].data.source_stream
+        if stream not in ends:
+            last = store.read_stream(stream, info.version, to_version=info.version)
+            if last and isinstance(last[0].data, ReplayEnded):
+                ends[stream] = (last[0].recorded_at, last[0].data)
+    latest: dict[str, tuple[float, str, ReplayEnded]] = {}
+    for stream, (at, ended) in ends.items():
+        source = sources.get(stream)
+        if source is None:
+            continue
+        key = (at, stream, ended)
+        if source not in latest or key[:2] > latest[source][:2]:
+            latest[source] = key
+    finals = [e for _, _, e in latest.values()]
+    statuses = Counter(e.status for e in finals)
+    n = len(finals)
     return DeterminismRate(
-        replays=replays,
+        replays=sum(1 for s in ends if s in sources),
         sessions=n,
         statuses=dict(sorted(statuses.items())),
         reproducible_rate=(statuses["reproduced"] + statuses["equivalent"]) / n if n else None,
-        step_rate=sum(e.determinism for e in latest.values()) / n if n else None,
+        step_rate=sum(e.determinism for e in finals) / n if n else None,
     )
