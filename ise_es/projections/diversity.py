@@ -317,6 +317,8 @@ def plot_scaling_curve(report: DiversityReport, path: Path) -> None:
             label=f"{report.source} ({report.items} items)",
         )
         ax.set_xscale("log")
+        ax.set_xticks(ns, [f"{n // 1000}k" if n % 1000 == 0 else f"{n:,}" for n in ns])
+        ax.minorticks_off()
         ax.set_xlabel("sample size N")
         ax.set_ylabel(f"Vendi Score (q={report.q:g})")
         ax.set_title(f"Vendi scaling curve - {report.model or 'embeddings'}")
