@@ -93,7 +93,9 @@ class _Sqlite(DialectSql):
         return statement, (after_position, *(types or ()), limit)
 
 
-# The append in one statement. Data-modifying CTEs all run to completion whether or not the
+# The append in one statement. The arrays go in binary (%b): the text format would escape
+# every backslash and quote of every payload with a regular expression on the client.
+# Data-modifying CTEs all run to completion whether or not the
 # main query reads them; the blob and event inserts select from `head`, so when the
 # conditional head update (or the new stream's insert) changes no row nothing at all is
 # written, and the statement reports 0 rows.
@@ -107,13 +109,13 @@ _PG_HEAD_INSERT = (
 )
 _PG_BLOBS_CTE = (
     ", b AS (INSERT INTO blobs (digest, size, codec, data) "
-    "SELECT * FROM unnest(%s::text[], %s::int8[], %s::text[], %s::bytea[]) "
+    "SELECT * FROM unnest(%b::text[], %b::int8[], %b::text[], %b::bytea[]) "
     "WHERE EXISTS (SELECT FROM head) ON CONFLICT (digest) DO NOTHING)"
 )
 _PG_EVENTS = (
     f" INSERT INTO events ({INSERT_COLUMNS}) "
     "SELECT e.event_id, %s, %s::int4 + e.n, e.type, e.schema_version, %s, e.payload, e.hash "
-    "FROM unnest(%s::text[], %s::text[], %s::int2[], %s::text[], %s::text[]) "
+    "FROM unnest(%b::text[], %b::text[], %b::int2[], %b::text[], %b::text[]) "
     "WITH ORDINALITY AS e(event_id, type, schema_version, payload, hash, n) "
     "WHERE EXISTS (SELECT FROM head) ORDER BY e.n"
 )
@@ -125,7 +127,7 @@ class _Postgres(DialectSql):
         self.select_head_for_update = self.select_head + " FOR UPDATE"
         self.insert_blobs = (
             "INSERT INTO blobs (digest, size, codec, data) "
-            "SELECT * FROM unnest(%s::text[], %s::int8[], %s::text[], %s::bytea[]) "
+            "SELECT * FROM unnest(%b::text[], %b::int8[], %b::text[], %b::bytea[]) "
             "ON CONFLICT (digest) DO NOTHING"
         )
         self.append = {
