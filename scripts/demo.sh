@@ -12,6 +12,9 @@ $ise db upgrade
 $ise record --scenario fixtures/scenarios
 $ise sessions list
 $ise verify
+echo
+echo "Replaying every recorded session in fresh sandboxes:"
+$ise replay --all
 if $ise project sft-jsonl --help >/dev/null 2>&1; then
     $ise project sft-jsonl -o out/sft.jsonl
 fi

@@ -37,28 +37,15 @@ def steps_by_verdict(report: dict[str, Any]) -> dict[str, list[int]]:
     return out
 
 
-def _interleaving_only(report: dict[str, Any]) -> bool:
-    """True when the only divergence is one step's result text holding the same characters in
-    another order (stdout and stderr read from two pipes, written at nearly the same moment)."""
-    (step,) = [s for s in report["steps"] if s["verdict"] == "diverged"]
-    (diff,) = [d for d in step["differences"] if d["status"] == "diverged"]
-    lines = diff["diff"].splitlines()[2:]
-    removed = "".join(x[1:] for x in lines if x.startswith("-"))
-    added = "".join(x[1:] for x in lines if x.startswith("+"))
-    return diff["field"] == "result_text" and sorted(removed) == sorted(added) != []
-
-
-def test_shipped_scenarios_replay_identical_except_where_pids_durations_and_pipes_show(
+def test_shipped_scenarios_replay_identical_except_where_pids_and_durations_show(
     sqlite_url: str,
 ) -> None:
     """Four shipped scenarios replay identical. Two print things that differ between runs, so
     they may only be `equivalent`, and only through the normalizer that explains it:
     01-fix-failing-test shows unittest's "Ran 3 tests in 0.001s" (durations, when the timing
     differs); 05-background-process shows the host pid of its background interpreter (pids,
-    always). 05 is also not fully deterministic: its interpreter runs on pipes, and the prompt
-    (stderr) and the result (stdout) are written at nearly the same moment and read by two
-    threads, so the poll's text sometimes holds them in another order. The replay reports that
-    as a divergence of that step's result text, and this test checks it is exactly that."""
+    always). 05 waits for the interpreter's prompt before typing, so its pty transcript does not
+    depend on timing."""
     record(sqlite_url, SHIPPED)
     code, corpus, _ = replay(sqlite_url, "--all")
     with open_store(sqlite_url) as store:
@@ -68,21 +55,11 @@ def test_shipped_scenarios_replay_identical_except_where_pids_durations_and_pipe
             if isinstance(e.data, SessionStarted)
         }
     outcomes = {}
-    reports = {}
     for report in corpus["sessions"]:
         fired = sorted({n for s in report["steps"] for n in s["normalizers_fired"]})
-        name = scenario_of[report["source_stream"]]
-        outcomes[name] = (report["status"], tuple(fired))
-        reports[name] = report
-    assert len(outcomes) == 6
-    background = outcomes.pop("05-background-process")
-    if background[0] == "diverged":
-        assert _interleaving_only(reports["05-background-process"]), reports[
-            "05-background-process"
-        ]["steps"]
-        assert code == 1
-    else:
-        assert background == ("equivalent", ("pids",)) and code == 0
+        outcomes[scenario_of[report["source_stream"]]] = (report["status"], tuple(fired))
+    assert len(outcomes) == 6 and code == 0
+    assert outcomes.pop("05-background-process") == ("equivalent", ("pids",))
     assert outcomes.pop("01-fix-failing-test") in {
         ("reproduced", ()),
         ("equivalent", ("durations",)),
