@@ -13,21 +13,18 @@ from __future__ import annotations
 import argparse
 import hashlib
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from ise_es.events import Event  # noqa: E402
-from ise_es.sandbox import open_sandbox, pinned_environment  # noqa: E402
-from ise_es.simulate.batch import WorkItem, record_batch  # noqa: E402
-from ise_es.simulate.recording_cli import build_items  # noqa: E402
-from ise_es.simulate.scenario import Scenario, ScriptedAgentClient, load_scenarios  # noqa: E402
-from ise_es.store import migrate  # noqa: E402
-from ise_es.store.sql import open_store  # noqa: E402
-from ise_es.tools import FixtureWebGateway, SessionNamer, ToolRunner  # noqa: E402
+from ise_es.events import Event
+from ise_es.sandbox import open_sandbox, pinned_environment
+from ise_es.simulate.batch import WorkItem, record_batch
+from ise_es.simulate.recording_cli import build_items
+from ise_es.simulate.scenario import Scenario, ScriptedAgentClient, load_scenarios
+from ise_es.store import migrate
+from ise_es.store.sql import open_store
+from ise_es.tools import FixtureWebGateway, SessionNamer, ToolRunner
 
 SCENARIOS = Path(__file__).resolve().parents[1] / "fixtures" / "scenarios"
 
@@ -52,10 +49,12 @@ def floor_run(scenarios: list[Scenario], seeds: dict[str, int]) -> float:
         for scenario in scenarios:
             blobs = MemoryBlobs()
             drop: list[Event] = []
-            with open_sandbox("local", scenario.template, blobs=blobs,
-                              environment=pinned_environment()) as sandbox:
-                runner = ToolRunner(sandbox, blobs, web, drop.append,
-                                    name_factory=SessionNamer(seeds[scenario.id]))
+            with open_sandbox(
+                "local", scenario.template, blobs=blobs, environment=pinned_environment()
+            ) as sandbox:
+                runner = ToolRunner(
+                    sandbox, blobs, web, drop.append, name_factory=SessionNamer(seeds[scenario.id])
+                )
                 agent = ScriptedAgentClient(scenario)
                 index = 0
                 try:
@@ -86,8 +85,16 @@ def record_run(items: list[WorkItem], workers: int) -> tuple[float, list[float]]
 
 def items_for(copies: int) -> list[WorkItem]:
     base = build_items(
-        scenario_path=SCENARIOS, intents_path=None, backend="local", template=None,
-        max_turns=12, max_steps=30, system_prompt="", skip_invalid=False, seed=0, roles={},
+        scenario_path=SCENARIOS,
+        intents_path=None,
+        backend="local",
+        template=None,
+        max_turns=12,
+        max_steps=30,
+        system_prompt="",
+        skip_invalid=False,
+        seed=0,
+        roles={},
     )
     out = []
     for n in range(copies):
@@ -120,15 +127,21 @@ def main() -> None:
     latencies.sort()
     print(f"{len(scenarios)} scenarios, local sandbox, SQLite store (WAL, synchronous=FULL)")
     print(f"floor (same tool calls, nothing recorded)  {floor:7.2f} s  (median of {args.repeat})")
-    print(f"recorded, 1 worker                         {rec:7.2f} s  overhead "
-          f"{(rec / floor - 1) * 100:+.0f}%  (target <= +30%)")
+    print(
+        f"recorded, 1 worker                         {rec:7.2f} s  overhead "
+        f"{(rec / floor - 1) * 100:+.0f}%  (target <= +30%)"
+    )
     print(f"batch of {len(batch)} sessions, 1 worker              {one:7.2f} s")
-    print(f"batch of {len(batch)} sessions, 4 workers             {four:7.2f} s  "
-          f"ratio {four / one:.2f}x  (target <= 0.6x)")
+    print(
+        f"batch of {len(batch)} sessions, 4 workers             {four:7.2f} s  "
+        f"ratio {four / one:.2f}x  (target <= 0.6x)"
+    )
     p50 = statistics.median(latencies)
     p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
-    print(f"event append latency seen by the recorder: p50 {p50 * 1000:.1f} ms, "
-          f"p99 {p99 * 1000:.1f} ms ({len(latencies)} appends)")
+    print(
+        f"event append latency seen by the recorder: p50 {p50 * 1000:.1f} ms, "
+        f"p99 {p99 * 1000:.1f} ms ({len(latencies)} appends)"
+    )
 
 
 if __name__ == "__main__":
