@@ -20,6 +20,7 @@ its own transaction (one round trip).
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import sqlalchemy as sa
@@ -74,6 +75,7 @@ class Engines:
         self.read = read
         self.dialect: str = write.dialect.name
         self._connect_args = dict(connect_args or {})
+        self._pid = os.getpid()
 
     def raw_connect(self) -> Any:
         """A new DBAPI connection (sqlite3 / psycopg) configured like the engines' connections,
@@ -89,9 +91,26 @@ class Engines:
         return dialect.connect(*cargs, **cparams)
 
     def dispose(self) -> None:
-        self.write.dispose()
+        # In a forked child the pooled connections are the parent's: drop, never close them.
+        close = os.getpid() == self._pid
+        self.write.dispose(close=close)
         if self.read is not self.write:
-            self.read.dispose()
+            self.read.dispose(close=close)
+
+
+def _fork_safe(engine: sa.Engine) -> None:
+    """Never hand a forked child a connection its parent opened (SQLAlchemy's own recipe): a
+    PostgreSQL socket used by two processes corrupts both sessions."""
+
+    @sa.event.listens_for(engine, "connect")
+    def _remember_pid(_dbapi_conn: Any, record: Any) -> None:
+        record.info["pid"] = os.getpid()
+
+    @sa.event.listens_for(engine, "checkout")
+    def _check_pid(_dbapi_conn: Any, record: Any, proxy: Any) -> None:
+        if record.info.get("pid") != os.getpid():
+            record.dbapi_connection = proxy.dbapi_connection = None
+            raise sa.exc.DisconnectionError("connection opened by the parent process")
 
 
 def configure_sqlite(dbapi_conn: Any) -> None:
@@ -115,6 +134,8 @@ def _sqlite_engine(url: sa.URL, *, immediate: bool) -> sa.Engine:
     engine = sa.create_engine(
         url, connect_args=dict(_SQLITE_CONNECT_ARGS), pool_size=8, max_overflow=8
     )
+
+    _fork_safe(engine)
 
     @sa.event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
@@ -149,6 +170,7 @@ def connect_engines(url: str) -> Engines:
     engine = sa.create_engine(
         parsed, pool_size=8, max_overflow=8, pool_pre_ping=False, connect_args=connect_args
     )
+    _fork_safe(engine)
     return Engines(engine, engine, connect_args)
 
 

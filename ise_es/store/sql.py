@@ -102,6 +102,8 @@ _EVENT_COLUMNS = (
 )
 _BLOB_RAW_BELOW = 128
 """Blobs smaller than this are not worth a compression frame."""
+_UNCONDITIONAL_ATTEMPTS = 10
+"""Tries of an append without expected version that loses the race to create its stream."""
 _INTEGRITY_ERRORS = (sqlite3.IntegrityError, psycopg.IntegrityError)
 _UNAVAILABLE_ERRORS = (sqlite3.OperationalError, psycopg.OperationalError)
 
@@ -238,30 +240,45 @@ class SqlEventStore:
         if not encoded and not blob_rows:
             head = self._read_head(stream_id)
             return AppendResult(version=head[0] if head else 0, appended=0)
-        try:
-            conn = self._pool.get()
+        for attempt in range(_UNCONDITIONAL_ATTEMPTS):
             try:
-                if self._postgres:
-                    version, head_hash = self._append_postgres(
-                        conn, stream_id, encoded, expected_version, blob_rows
-                    )
-                else:
-                    version, head_hash = self._append_sqlite(
-                        conn, stream_id, encoded, expected_version, blob_rows
-                    )
-            finally:
-                self._pool.put(conn)
-        except (ConcurrencyError, *_INTEGRITY_ERRORS) as e:
-            self._forget_head(stream_id)
-            return self._resolve_conflict(stream_id, encoded, e)
-        except _UNAVAILABLE_ERRORS as e:
-            self._forget_head(stream_id)
-            raise describe_unavailable(self.url, e) from e
-        except BaseException:
-            self._forget_head(stream_id)
-            raise
-        self._remember_head(stream_id, version, head_hash)
-        return AppendResult(version=version, appended=len(encoded))
+                version, head_hash = self._append_once(
+                    stream_id, encoded, expected_version, blob_rows
+                )
+            except ConcurrencyError as e:
+                self._forget_head(stream_id)
+                # Without an expected version only the creation of a new stream can race (an
+                # existing head is locked first): the other writer created it, go again.
+                if expected_version is None and attempt + 1 < _UNCONDITIONAL_ATTEMPTS:
+                    continue
+                return self._resolve_conflict(stream_id, encoded, e)
+            except _INTEGRITY_ERRORS as e:
+                self._forget_head(stream_id)
+                return self._resolve_conflict(stream_id, encoded, e)
+            except _UNAVAILABLE_ERRORS as e:
+                self._forget_head(stream_id)
+                raise describe_unavailable(self.url, e) from e
+            except BaseException:
+                self._forget_head(stream_id)
+                raise
+            self._remember_head(stream_id, version, head_hash)
+            return AppendResult(version=version, appended=len(encoded))
+        raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
+
+    def _append_once(
+        self,
+        stream_id: str,
+        encoded: Sequence[Encoded],
+        expected_version: int | None,
+        blob_rows: Sequence[BlobRow],
+    ) -> tuple[int, str]:
+        conn = self._pool.get()
+        try:
+            if self._postgres:
+                return self._append_postgres(conn, stream_id, encoded, expected_version, blob_rows)
+            return self._append_sqlite(conn, stream_id, encoded, expected_version, blob_rows)
+        finally:
+            self._pool.put(conn)
 
     def _append_sqlite(
         self,
