@@ -15,6 +15,8 @@ import sqlite3
 from collections.abc import Callable
 from typing import Any
 
+from psycopg.pq import TransactionStatus
+
 __all__ = ["ConnectionPool"]
 
 
@@ -59,8 +61,6 @@ class ConnectionPool:
 def _reusable(conn: Any) -> bool:
     if isinstance(conn, sqlite3.Connection):
         return not conn.in_transaction
-    from psycopg.pq import TransactionStatus
-
     return not conn.closed and conn.info.transaction_status == TransactionStatus.IDLE
 
 

@@ -384,9 +384,10 @@ class SqlEventStore:
             ).rowcount
         if moved != 1:
             return False
-        conn.executemany(
-            sql.insert_events,
-            zip(
+        # One multi-row INSERT per chunk: cheaper than executemany's statement step per row.
+        params = [
+            value
+            for row in zip(
                 rows.event_ids,
                 repeat(stream_id),
                 range(current + 1, version + 1),
@@ -396,8 +397,13 @@ class SqlEventStore:
                 rows.payloads,
                 rows.hashes,
                 strict=False,
-            ),
-        )
+            )
+            for value in row
+        ]
+        step = _sql.SQLITE_ROWS_PER_INSERT * _sql.INSERT_WIDTH
+        for start in range(0, len(params), step):
+            chunk = params[start : start + step]
+            conn.execute(_sql.sqlite_insert_events(len(chunk) // _sql.INSERT_WIDTH), chunk)
         return True
 
     def _write_postgres(

@@ -155,3 +155,13 @@ def test_a_forked_child_does_not_repeat_its_parents_ids() -> None:
 def test_new_event_given_no_id_gets_a_fresh_one() -> None:
     first, second = NewEvent(UserTurn(turn=1, text="x")), NewEvent(UserTurn(turn=1, text="x"))
     assert first.event_id != second.event_id
+
+
+def test_a_large_append_is_written_whole(store: SqlEventStore) -> None:
+    # More rows than one SQLite multi-row INSERT carries.
+    batch = [UserTurn(turn=i, text=f"event {i}") for i in range(1203)]
+    assert store.append("session-big", batch, 0).version == 1203
+    got = store.read_stream("session-big")
+    assert [e.version for e in got] == list(range(1, 1204))
+    assert [e.data.turn for e in got] == list(range(1203))  # type: ignore[union-attr]
+    assert store.verify().ok
