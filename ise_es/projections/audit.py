@@ -135,34 +135,40 @@ def _schemas(view: SessionView) -> dict[str, dict[str, Any]] | None:
     return out
 
 
-def _secret_findings(view: SessionView) -> Iterator[Finding]:
-    def scan(
-        text: str | None, where: str, turn: int | None = None, call_id: str | None = None
-    ) -> Iterator[Finding]:
-        kinds = sorted({hit.kind for hit in find_secrets(text or "")})
-        for kind in kinds:
-            yield Finding(
-                rule="secret_leak", turn=turn, call_id=call_id, detail=f"{kind} in {where}"
-            )
-
+def _texts(view: SessionView) -> Iterator[tuple[str, str, int | None, str | None]]:
+    """Every string of a trajectory with where it is: (text, where, turn, call id)."""
     if view.started is not None:
-        yield from scan(view.started.system_prompt, "system prompt")
-        yield from scan(view.started.intent, "intent")
+        yield view.started.system_prompt, "system prompt", None, None
+        yield view.started.intent, "intent", None, None
     turn = 0
     for entry in view.entries:
         if isinstance(entry, UserTurn):
             turn = entry.turn
-            yield from scan(entry.text, "user turn", turn)
+            yield entry.text, "user turn", turn, None
         elif isinstance(entry, AgentStep):
             m = entry.message
-            yield from scan(m.text, "assistant text", m.turn)
-            yield from scan(m.reasoning, "assistant reasoning", m.turn)
+            yield m.text, "assistant text", m.turn, None
+            yield m.reasoning or "", "assistant reasoning", m.turn, None
             for call in m.tool_calls:
-                yield from scan(call.arguments, "tool-call arguments", m.turn, call.id)
+                yield call.arguments, "tool-call arguments", m.turn, call.id
         else:
-            yield from scan(entry.result_text, "tool result", turn, entry.call_id)
+            yield entry.result_text, "tool result", turn, entry.call_id
     if view.closing is not None:
-        yield from scan(view.closing.text, "closing user turn", view.closing.turn)
+        yield view.closing.text, "closing user turn", view.closing.turn, None
+
+
+def _secret_findings(view: SessionView) -> Iterator[Finding]:
+    texts = list(_texts(view))
+    # One scan of the whole trajectory first: almost every session has no secret, and one
+    # search over the joined text costs far less than one per string. The separator holds
+    # whitespace, which no token pattern crosses; a hit sends us through the strings one by one.
+    if not any(True for _ in find_secrets("\n\x00\n".join(t for t, *_ in texts))):
+        return
+    for text, where, turn, call_id in texts:
+        for kind in sorted({hit.kind for hit in find_secrets(text)}):
+            yield Finding(
+                rule="secret_leak", turn=turn, call_id=call_id, detail=f"{kind} in {where}"
+            )
 
 
 def _leaked_sentence(text: str, reasoning: list[str]) -> str | None:
