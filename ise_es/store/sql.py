@@ -417,16 +417,14 @@ class SqlEventStore:
         blob_rows: Sequence[BlobRow],
     ) -> bool:
         version = current + len(rows.event_ids)
-        event_params = (
-            stream_id,
-            current,
-            now,
-            rows.event_ids,
-            rows.types,
-            rows.schema_versions,
-            rows.payloads,
-            rows.hashes,
-        )
+        sep = _sql.FIELD_SEPARATOR
+        packed = [
+            f"{tag}{sep}{schema_version}{sep}{digest}{sep}{payload}"
+            for tag, schema_version, digest, payload in zip(
+                rows.types, rows.schema_versions, rows.hashes, rows.payloads, strict=True
+            )
+        ]
+        event_params = (stream_id, current, now, rows.event_ids, packed)
         head_params: tuple[Any, ...]
         if current == 0:
             head_params = (stream_id, stream_type_of(stream_id), version, rows.head_hash, now, now)

@@ -165,3 +165,12 @@ def test_a_large_append_is_written_whole(store: SqlEventStore) -> None:
     assert [e.version for e in got] == list(range(1, 1204))
     assert [e.data.turn for e in got] == list(range(1203))  # type: ignore[union-attr]
     assert store.verify().ok
+
+
+def test_control_characters_in_payloads_round_trip(store: SqlEventStore) -> None:
+    # PostgreSQL appends pack fields with 0x1f between them (see store/_sql.py): JSON must
+    # escape it inside strings, so a payload full of control characters comes back intact.
+    text = "unit\x1fseparator\x1e record\x00 nul \\x1f literal"
+    store.append("session-a", [UserTurn(turn=1, text=text)], 0)
+    assert store.read_stream("session-a")[0].data == UserTurn(turn=1, text=text)
+    assert store.verify().ok
