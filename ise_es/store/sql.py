@@ -440,10 +440,12 @@ class SqlEventStore:
     ) -> AppendResult:
         """After a conflict: a repeat of a stored append is a no-op; anything else is raised."""
         ids = [e[0] for e in encoded]
-        stored = {
-            row[0]: row
-            for row in self._query(self._sql.select_ids(len(ids)), self._sql.ids_param(ids))
-        }
+        stored = {}
+        # In chunks: SQLite binds one variable per id.
+        for start in range(0, len(ids), _sql.SQLITE_ROWS_PER_INSERT):
+            chunk = ids[start : start + _sql.SQLITE_ROWS_PER_INSERT]
+            for row in self._query(self._sql.select_ids(len(chunk)), self._sql.ids_param(chunk)):
+                stored[row[0]] = row
         for event_id, tag, _, payload in encoded:
             row = stored.get(event_id)
             if row is None:
