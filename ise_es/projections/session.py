@@ -136,37 +136,44 @@ class SessionView:
 def fold_session(events: Iterable[StoredEvent], stream_id: str | None = None) -> SessionView:
     """Fold one session stream's events (version order) into a `SessionView`."""
     view = SessionView(stream_id=stream_id or "")
+    entries = view.entries
     pending_call: ModelCall | None = None
+    last: StoredEvent | None = None
+    last_position = 0
+    # Checks ordered by how often each type occurs: this loop runs for every event of a corpus.
     for stored in events:
-        if not view.stream_id:
-            view.stream_id = stored.stream_id
-        if not view.first_version:
+        if last is None:
             view.first_version = stored.version
-        view.last_version = stored.version
-        view.last_position = max(view.last_position, stored.position)
+            view.stream_id = view.stream_id or stored.stream_id
+        last = stored
+        if stored.position > last_position:
+            last_position = stored.position
         data = stored.data
-        if isinstance(data, SessionStarted):
-            view.started = data
-        elif isinstance(data, UserTurn):
-            if data.completed:
-                view.closing = data
-            else:
-                view.entries.append(data)
-        elif isinstance(data, ModelCall):
+        if isinstance(data, ModelCall):
             view.model_calls.append(data)
             if data.role == "agent":
                 pending_call = data
         elif isinstance(data, AgentMessage):
-            view.entries.append(AgentStep(data, pending_call))
+            entries.append(AgentStep(data, pending_call))
             pending_call = None
-        elif isinstance(data, ToolCallStarted):
-            view.tool_starts[data.call_id] = data
         elif isinstance(data, ToolCallFinished):
-            view.entries.append(data)
+            entries.append(data)
+        elif isinstance(data, UserTurn):
+            if data.completed:
+                view.closing = data
+            else:
+                entries.append(data)
         elif isinstance(data, FsDiff):
             view.diffs.setdefault(data.call_id, []).append(data)
+        elif isinstance(data, ToolCallStarted):
+            view.tool_starts[data.call_id] = data
+        elif isinstance(data, SessionStarted):
+            view.started = data
         elif isinstance(data, SessionEnded):
             view.ended = data
+    if last is not None:
+        view.last_version = last.version
+        view.last_position = last_position
     return view
 
 
