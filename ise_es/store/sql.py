@@ -50,6 +50,7 @@ Append-only is enforced by triggers (migrations/versions/0001), not only by this
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import sqlite3
 import threading
@@ -295,8 +296,11 @@ class SqlEventStore:
             head = self._append_in(conn, stream_id, encoded, expected_version, blob_rows)
             conn.execute("COMMIT")
         except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
+            # A failed ROLLBACK must not hide the error; the pool drops a connection left in a
+            # transaction.
+            with contextlib.suppress(sqlite3.Error):
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
             raise
         return head
 
