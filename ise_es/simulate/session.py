@@ -65,6 +65,7 @@ class StreamWriter:
         self._failure: BaseException | None = None
         self.append_latencies: list[float] = []
         self._lock = threading.Lock()
+        self._io_lock = threading.Lock()
 
     def emit(self, event: Event) -> None:
         """The tool runner's callback."""
@@ -81,25 +82,25 @@ class StreamWriter:
             self._raise_failure()
             self._pending.extend(events)
             self._pending_blobs.extend(blobs)
-            if len(self._pending) >= self.max_pending or self.max_delay <= 0:
-                self._flush()
-            elif self._timer is None:
+            urgent = len(self._pending) >= self.max_pending or self.max_delay <= 0
+            if not urgent and self._timer is None:
                 self._timer = threading.Timer(self.max_delay, self._flush_from_timer)
                 self._timer.daemon = True
                 self._timer.start()
+        if urgent:
+            self.flush()
 
     def flush(self) -> None:
         """Append everything pending now (and surface a failed background flush)."""
         with self._lock:
             self._raise_failure()
-            self._flush()
+        self._flush()
 
     def _flush_from_timer(self) -> None:
-        with self._lock:
-            self._timer = None
-            try:
-                self._flush()
-            except BaseException as e:  # re-raised in the recording thread at its next call
+        try:
+            self._flush()
+        except BaseException as e:  # re-raised in the recording thread at its next call
+            with self._lock:
                 self._failure = e
 
     def _raise_failure(self) -> None:
@@ -108,20 +109,31 @@ class StreamWriter:
             raise failure
 
     def _flush(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        if not self._pending:
-            return
-        batch = [
-            NewEvent(e, event_id=f"{self.stream_id}:{self.version + i + 1}")
-            for i, e in enumerate(self._pending)
-        ]
-        started = time.perf_counter()
-        result = self.store.append(self.stream_id, batch, self.version, blobs=self._pending_blobs)
-        self.append_latencies.append(time.perf_counter() - started)
-        self.version = result.version
-        self._pending, self._pending_blobs = [], []
+        # Appends are serialised by _io_lock (they must land in order), but the append itself
+        # runs outside _lock, so the recording thread keeps queueing events while the timer's
+        # transaction waits for its fsync. Lock order: _io_lock, then _lock.
+        with self._io_lock:
+            with self._lock:
+                if self._timer is not None:
+                    self._timer.cancel()
+                    self._timer = None
+                events, blobs = self._pending, self._pending_blobs
+                self._pending, self._pending_blobs = [], []
+            if not events and not blobs:
+                return
+            batch = [
+                NewEvent(e, event_id=f"{self.stream_id}:{self.version + i + 1}")
+                for i, e in enumerate(events)
+            ]
+            started = time.perf_counter()
+            try:
+                result = self.store.append(self.stream_id, batch, self.version, blobs=blobs)
+            except BaseException:
+                with self._lock:  # nothing was written: put it back, in order, for a retry
+                    self._pending[:0], self._pending_blobs[:0] = events, blobs
+                raise
+            self.append_latencies.append(time.perf_counter() - started)
+            self.version = result.version
 
 
 @dataclass(frozen=True)
