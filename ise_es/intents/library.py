@@ -16,6 +16,7 @@ import msgspec
 import yaml
 
 from ise_es.errors import InvalidInput
+from ise_es.tools.catalog import TOOL_NAMES
 
 __all__ = [
     "AGENT_TOOLS",
@@ -27,19 +28,8 @@ __all__ = [
     "parse_placeholders",
 ]
 
-AGENT_TOOLS: tuple[str, ...] = (
-    "exec",
-    "process",
-    "read",
-    "write",
-    "edit",
-    "apply_patch",
-    "web_search",
-    "web_fetch",
-    "memory_search",
-    "memory_get",
-    "cron",
-)
+# The tools an intent can need are exactly the agent's tools: one list, owned by the registry.
+AGENT_TOOLS: tuple[str, ...] = TOOL_NAMES
 """The agent's tool names (FORMATS.md section 1); a task may only need these."""
 
 PLACEHOLDER_KINDS: frozenset[str] = frozenset(
