@@ -17,6 +17,7 @@ from ise_es.events import (
     ToolCallStarted,
 )
 from ise_es.store.base import EventStore, StoredEvent
+from ise_es.store.resolve import resolve_session_stream as resolve_stream
 
 __all__ = ["RecordedSession", "RecordedStep", "load_session", "parse_session", "resolve_stream"]
 
@@ -64,27 +65,6 @@ class RecordedSession:
     @property
     def session_id(self) -> str:
         return self.stream_id.removeprefix("session-")
-
-
-def resolve_stream(store: EventStore, session_id: str) -> str:
-    """`abc123...`, `session-abc123...` or a unique prefix of at least 4 characters -> stream id.
-
-    Raises:
-        InvalidInput: no such session, or the prefix is ambiguous.
-    """
-    sid = session_id.removeprefix("session-")
-    if not sid:
-        raise InvalidInput("empty session id: `ise-es sessions list` shows the ids")
-    stream = f"session-{sid}"
-    if store.read_stream(stream, 1, to_version=1):
-        return stream
-    matches = [s.stream_id for s in store.streams(stream)] if len(sid) >= 4 else []
-    if len(matches) == 1:
-        return matches[0]
-    if len(matches) > 1:
-        shown = ", ".join(m.removeprefix("session-") for m in matches[:5])
-        raise InvalidInput(f"session id {session_id!r} is ambiguous: it starts {shown}, ...")
-    raise InvalidInput(f"no session {session_id!r}: `ise-es sessions list` shows the ids")
 
 
 def parse_session(stream_id: str, events: list[StoredEvent]) -> RecordedSession:

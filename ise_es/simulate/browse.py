@@ -1,16 +1,22 @@
-"""`ise-es sessions list|show`: the log, readable in a terminal."""
+"""`ise-es sessions list|show`: the log, readable in a terminal.
+
+Ids are what people copy out of these tables (into `sessions show`, `replay`), so a table never
+breaks one across lines: the session id column keeps its full width at any terminal width, the
+intent id is shortened with an ellipsis only in a terminal too narrow for it, and output that is
+not a terminal (a pipe, a file) gets every row on one line, whole. A session that has started and
+not ended is `running`, and its turn and tool-call counts are read live from its stream.
+
+rich is imported by the functions that print, so `--json` and the library callers never load it.
+"""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING
 
 import msgspec
-from rich.console import Console
-from rich.markup import escape
-from rich.table import Table
 
-from ise_es.errors import InvalidInput
 from ise_es.events import (
     AgentMessage,
     Event,
@@ -22,9 +28,24 @@ from ise_es.events import (
     ToolCallStarted,
     UserTurn,
 )
-from ise_es.store.sql import SqlEventStore
+from ise_es.store.base import EventStore
+from ise_es.store.resolve import resolve_session_stream
 
-__all__ = ["SessionRow", "list_sessions", "print_session", "print_session_table", "session_events"]
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.table import Table
+
+__all__ = [
+    "SessionRow",
+    "list_sessions",
+    "live_counts",
+    "print_session",
+    "print_session_table",
+    "session_events",
+]
+
+MIN_INTENT_WIDTH = 8
+"""In a narrow terminal the intent id is shortened down to this many cells, no further."""
 
 
 class SessionRow(msgspec.Struct, frozen=True):
@@ -34,12 +55,29 @@ class SessionRow(msgspec.Struct, frozen=True):
     status: str
     """completed | turn_cap | stalled | error | interrupted | running"""
     user_turns: int
+    """Ended: as SessionEnded counts them; running: the user turns recorded so far."""
     tool_calls: int
+    """Ended: as SessionEnded counts them; running: the tool calls started so far."""
     started: float
     duration_s: float | None
 
 
-def list_sessions(store: SqlEventStore, *, status: str | None = None) -> list[SessionRow]:
+def live_counts(events: Iterable[Event]) -> tuple[int, int]:
+    """(user turns, tool calls) of a session that has not ended, counted as the recorder will
+    count them in SessionEnded: the closing user turn (completed) is not a turn of work, and a
+    tool call counts from the moment it starts."""
+    turns = calls = 0
+    for event in events:
+        if isinstance(event, UserTurn) and not event.completed:
+            turns += 1
+        elif isinstance(event, ToolCallStarted):
+            calls += 1
+    return turns, calls
+
+
+def list_sessions(store: EventStore, *, status: str | None = None) -> list[SessionRow]:
+    """Every session, oldest first. Reads only the start and end events of the store, plus the
+    whole stream of each running session (few: the ones being recorded, or cut off by a kill)."""
     starts: dict[str, tuple[SessionStarted, float]] = {}
     ends: dict[str, tuple[SessionEnded, float]] = {}
     for event in store.iter_all(types=["session_started", "session_ended"], batch=5000):
@@ -50,58 +88,109 @@ def list_sessions(store: SqlEventStore, *, status: str | None = None) -> list[Se
     rows = []
     for stream_id, (start, at) in sorted(starts.items(), key=lambda kv: (kv[1][1], kv[0])):
         end = ends.get(stream_id)
-        row = SessionRow(
-            session_id=start.session_id,
-            intent_id=start.intent_id,
-            intent=start.intent,
-            status=end[0].status if end else "running",
-            user_turns=end[0].user_turns if end else 0,
-            tool_calls=end[0].tool_calls if end else 0,
-            started=at,
-            duration_s=round(end[1] - at, 3) if end else None,
+        row_status = end[0].status if end else "running"
+        if status is not None and row_status != status:
+            continue
+        if end:
+            turns, calls = end[0].user_turns, end[0].tool_calls
+        else:
+            turns, calls = live_counts(e.data for e in store.read_stream(stream_id))
+        rows.append(
+            SessionRow(
+                session_id=start.session_id,
+                intent_id=start.intent_id,
+                intent=start.intent,
+                status=row_status,
+                user_turns=turns,
+                tool_calls=calls,
+                started=at,
+                duration_s=round(end[1] - at, 3) if end else None,
+            )
         )
-        if status is None or row.status == status:
-            rows.append(row)
     return rows
 
 
-def print_session_table(rows: Sequence[SessionRow], console: Console | None = None) -> None:
+def _session_table(rows: Sequence[SessionRow]) -> Table:
     import datetime as dt
 
-    table = Table(show_header=True, header_style="bold")
-    for column in ("session", "intent", "status", "turns", "tools", "started (UTC)", "duration"):
-        table.add_column(column, overflow="fold")
+    from rich.markup import escape
+    from rich.table import Table
+
+    # No borders: at 80 columns every cell a border takes is one the intent id does not get.
+    table = Table(box=None, show_header=True, header_style="bold", pad_edge=False)
+    table.add_column("session", no_wrap=True)
+    for column in ("status", "turns", "tools", "started (UTC)", "duration"):
+        table.add_column(column, no_wrap=True)
+    # Last, so that it is the one column a narrow terminal shortens.
+    table.add_column("intent", no_wrap=True, overflow="ellipsis")
     for r in rows:
-        started = dt.datetime.fromtimestamp(r.started, dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
+        started = dt.datetime.fromtimestamp(r.started, dt.UTC).strftime("%Y-%m-%d %H:%M")
         table.add_row(
             r.session_id,
-            escape(r.intent_id),
             r.status,
             str(r.user_turns),
             str(r.tool_calls),
             started,
             f"{r.duration_s:.1f}s" if r.duration_s is not None else "-",
+            escape(r.intent_id),
         )
-    (console or Console()).print(table)
+    return table
 
 
-def session_events(store: SqlEventStore, session_id: str) -> list[Event]:
-    """Raises InvalidInput when there is no such session."""
-    stream = session_id if session_id.startswith("session-") else f"session-{session_id}"
-    events = [e.data for e in store.read_stream(stream)]
-    if not events:
-        raise InvalidInput(f"no session {session_id!r}: `ise-es sessions list` shows the ids")
-    return events
+def print_session_table(rows: Sequence[SessionRow], console: Console | None = None) -> None:
+    """Print the rows, one line each, with every session id whole (see the module docstring)."""
+    from rich.cells import cell_len
+    from rich.console import Console
+
+    out = console or Console()
+    table = _session_table(rows)
+    width, natural = out.width, _table_width(out, table)
+    if out.is_terminal:
+        # Everything else keeps its natural width; the intent id gives up what is missing,
+        # and when even MIN_INTENT_WIDTH does not fit, the line is longer than the terminal
+        # (the terminal soft-wraps it) rather than an id being cut.
+        intent = table.columns[-1]
+        intent.max_width = max(cell_len(c) for c in ["intent", *(r.intent_id for r in rows)])
+        while natural > width and intent.max_width > MIN_INTENT_WIDTH:
+            intent.max_width = max(MIN_INTENT_WIDTH, intent.max_width - (natural - width))
+            natural = _table_width(out, table)
+    # Not a terminal (a pipe, a file): as wide as the longest row, nothing shortened.
+    width = max(width, natural)
+    saved = out.width
+    out.width = width
+    try:
+        out.print(table, crop=False)
+    finally:
+        out.width = saved
+
+
+def _table_width(console: Console, table: Table) -> int:
+    from rich.measure import Measurement
+
+    return Measurement.get(console, console.options.update_width(1_000_000), table).maximum
+
+
+def session_events(store: EventStore, session_id: str) -> list[Event]:
+    """The events of the session a full id, `session-<id>` or a unique prefix names.
+
+    Raises:
+        InvalidInput: no such session, or the prefix is ambiguous.
+    """
+    return [e.data for e in store.read_stream(resolve_session_stream(store, session_id))]
 
 
 def _clip(text: str, limit: int = 2000) -> str:
     return text if len(text) <= limit else text[:limit] + f"\n... ({len(text) - limit} more chars)"
 
 
-def print_session(
-    store: SqlEventStore, events: Sequence[Event], console: Console | None = None
-) -> None:
+def print_session(events: Sequence[Event], console: Console | None = None) -> None:
+    """The conversation, tool calls, outputs, exit codes and file changes, in order; a session
+    that has not ended closes with its live counts."""
+    from rich.console import Console
+    from rich.markup import escape
+
     out = console or Console()
+    ended = False
     names: dict[str, str] = {}
     for event in events:
         if isinstance(event, SessionStarted):
@@ -149,6 +238,10 @@ def print_session(
                 size = f" {change.size} B" if change.size is not None else ""
                 out.print(f"  [yellow]{change.kind}[/] {escape(change.path)}{size}")
         elif isinstance(event, SessionEnded):
-            out.rule(f"{event.status}: {event.reason}")
+            ended = True
+            out.rule(f"{event.status}: {escape(event.reason)}")
         elif isinstance(event, OutputChunk):
             continue
+    if not ended:
+        turns, calls = live_counts(events)
+        out.rule(f"running: {turns} user turns, {calls} tool calls so far")
