@@ -14,6 +14,8 @@ from typing import Any, TypeVar
 
 import click
 
+from ise_es.commands.options import apply as _apply
+from ise_es.commands.options import role_options
 from ise_es.errors import ConfigError, InvalidInput, IseEsError, SchemaOutOfDate, StoreUnavailable
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -218,41 +220,6 @@ def schemas_export(directory: str) -> None:
 # ----------------------------------------------------------------------------- record
 
 
-def _role_options(role: str) -> list[Callable[[F], F]]:
-    upper = role.upper()
-    return [
-        click.option(
-            f"--{role}-model",
-            help=f"Model name of the {role} role (switches it to the OpenAI backend).",
-        ),
-        click.option(
-            f"--{role}-base-url",
-            default="http://127.0.0.1:8000/v1",
-            show_default=True,
-            help=f"OpenAI-compatible endpoint of the {role} role.",
-        ),
-        click.option(
-            f"--{role}-api-key-env",
-            default=f"ISE_ES_{upper}_API_KEY",
-            show_default=True,
-            help="Name of the environment variable holding the API key.",
-        ),
-        click.option(f"--{role}-temperature", type=float, default=None),
-        click.option(f"--{role}-max-tokens", type=int, default=None),
-        click.option(f"--{role}-timeout", type=float, default=120.0, show_default=True),
-        click.option(f"--{role}-retries", type=int, default=4, show_default=True),
-    ]
-
-
-def _apply(options: list[Callable[[F], F]]) -> Callable[[F], F]:
-    def decorate(func: F) -> F:
-        for option in reversed(options):
-            func = option(func)
-        return func
-
-    return decorate
-
-
 @main.command()
 @db_option
 @click.option(
@@ -293,7 +260,7 @@ def _apply(options: list[Callable[[F], F]]) -> Callable[[F], F]:
 )
 @click.option("--skip-invalid", is_flag=True, help="Skip broken intent lines instead of stopping.")
 @click.option("--seed", type=int, default=0, show_default=True)
-@_apply(_role_options("agent") + _role_options("user"))
+@_apply(role_options("agent") + role_options("user"))
 @reports_errors
 def record(
     db_url: str,
@@ -393,26 +360,22 @@ def sessions_list(db_url: str, status: str | None, as_json: bool) -> None:
 def sessions_show(db_url: str, session_id: str, as_json: bool) -> None:
     """Show one session: the conversation, tool calls, outputs, exit codes and file changes.
 
-    SESSION_ID is the full id or a unique prefix of at least 4 characters (as for `replay`).
-    A session still being recorded ends with its live turn and tool-call counts.
-
     \b
     Example:
         ise-es sessions show 3f2a9c1e0b7d4e21
-        ise-es sessions show 3f2a --json
     """
     from ise_es.simulate.browse import print_session, session_events
     from ise_es.store.sql import open_store
 
     with open_store(db_url) as store:
         events = session_events(store, session_id)
-    if as_json:
-        import msgspec
+        if as_json:
+            import msgspec
 
-        for event in events:
-            click.echo(msgspec.json.encode(event).decode())
-    else:
-        print_session(events)
+            for event in events:
+                click.echo(msgspec.json.encode(event).decode())
+        else:
+            print_session(store, events)
 
 
 # ----------------------------------------------------------------------------- replay
@@ -852,7 +815,7 @@ def intents() -> None:
     show_default=True,
     help="Personas asked for per model call.",
 )
-@_apply(_role_options("persona"))
+@_apply(role_options("persona"))
 @reports_errors
 def intents_personas(
     db_url: str, count: int, generator: str, seed: int, batch: int, **roles: Any
@@ -911,7 +874,7 @@ def intents_personas(
     help="Cosine (default 0.92) or estimated Jaccard (default 0.8) threshold.",
 )
 @click.option("--embed-model", default="all-mpnet-base-v2", show_default=True)
-@_apply(_role_options("render"))
+@_apply(role_options("render"))
 @reports_errors
 def intents_generate(
     db_url: str,

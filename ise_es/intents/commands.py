@@ -12,7 +12,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import msgspec
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -32,7 +31,8 @@ from ise_es.intents.personas import (
 )
 from ise_es.intents.render import Renderer, TemplateRenderer
 from ise_es.intents.sampler import SpaceReport, tuple_space
-from ise_es.llm.base import ChatClient, RoleConfig
+from ise_es.llm.base import ChatClient
+from ise_es.llm.roles import role_config_from_options
 from ise_es.store.base import EventStore
 
 __all__ = [
@@ -43,34 +43,10 @@ __all__ = [
 ]
 
 
-def role_config(role: str, roles: Mapping[str, Any]) -> RoleConfig:
-    """A RoleConfig from the CLI's `--ROLE-*` options."""
-    if not roles.get(f"{role}_model"):
-        raise ConfigError(f"--{role}-model is required for this role")
-    return RoleConfig.from_mapping(
-        {
-            "role": role,
-            "model": roles[f"{role}_model"],
-            "base_url": roles[f"{role}_base_url"],
-            "api_key_env": roles[f"{role}_api_key_env"] or None,
-            "temperature": roles[f"{role}_temperature"],
-            "max_tokens": roles[f"{role}_max_tokens"],
-            "timeout_s": roles[f"{role}_timeout"],
-            "max_retries": roles[f"{role}_retries"],
-        },
-        source=f"--{role}-* options",
-    )
-
-
-def _client(config: RoleConfig) -> ChatClient:
+def _client(role: str, roles: Mapping[str, Any]) -> ChatClient:
     from ise_es.llm.openai_client import OpenAIChatClient
 
-    environ = dict(os.environ)
-    key_env = config.api_key_env
-    if key_env and key_env.startswith("ISE_ES_") and key_env not in environ:
-        # The default variable name is only a suggestion: a local server (vLLM) wants no key.
-        config = msgspec.structs.replace(config, api_key_env=None)
-    return OpenAIChatClient(config, environ=environ)
+    return OpenAIChatClient(role_config_from_options(role, roles, os.environ), environ=os.environ)
 
 
 def make_personas(
@@ -100,7 +76,7 @@ def make_personas(
             )
         from ise_es.intents.llm_render import generate_personas
 
-        client = _client(role_config("persona", roles))
+        client = _client("persona", roles)
         progress = Progress(
             TextColumn("[bold]personas"),
             BarColumn(),
@@ -183,7 +159,7 @@ def run_generate(
             )
         from ise_es.intents.llm_render import LLMRenderer
 
-        client = _client(role_config("render", roles))
+        client = _client("render", roles)
         renderer = LLMRenderer(client)
     if near == "auto" and renderer_name == "template":
         # Template texts share most of their words by construction; sentence embeddings put
@@ -247,6 +223,7 @@ def run_diversity(
     console: Console,
 ) -> str:
     """Build the report; returns its text form (files are written when asked)."""
+    from ise_es.outputs import check_output_path, is_stdout
     from ise_es.projections.diversity import (
         DiversityOptions,
         diversity_report,
@@ -258,6 +235,11 @@ def run_diversity(
         write_report,
     )
 
+    # The outputs are checked before the (slow) embedding, not found unwritable after it.
+    if output is not None and not is_stdout(output):
+        check_output_path(output)
+    if plot is not None:
+        check_output_path(plot)
     if input_file is not None:
         items = items_from_file(input_file)
         label = str(input_file)

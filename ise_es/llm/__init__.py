@@ -8,6 +8,8 @@ with OpenAIChatClient(config, environ=os.environ) as client:
     events = [result.model_call()]            # + store result.request_body as a blob
 """
 
+from typing import TYPE_CHECKING
+
 from ise_es.llm.base import (
     ROLES,
     ChatClient,
@@ -22,7 +24,22 @@ from ise_es.llm.base import (
     failed_model_call,
     split_inline_reasoning,
 )
-from ise_es.llm.openai_client import OpenAIChatClient, backoff_delay, parse_retry_after
+
+if TYPE_CHECKING:
+    from ise_es.llm.openai_client import OpenAIChatClient, backoff_delay, parse_retry_after
+
+_LAZY = {"OpenAIChatClient", "backoff_delay", "parse_retry_after"}
+
+
+def __getattr__(name: str) -> object:
+    # The HTTP client imports `openai` (~0.8 s): only code that talks to a model pays for it,
+    # not every command that merely reads role settings (ise_es.llm.roles).
+    if name in _LAZY:
+        from ise_es.llm import openai_client
+
+        return getattr(openai_client, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "ROLES",

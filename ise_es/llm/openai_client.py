@@ -166,8 +166,8 @@ class OpenAIChatClient:
         wall_clock: Callable[[], float] = time.time,
     ) -> None:
         self._config = config
-        if config.api_key_env is None:
-            api_key = _NO_KEY
+        if config.api_key_env is None or config.api_key_env.lower() == "none":
+            api_key = _NO_KEY  # only ever sent when the role has no key
         else:
             found = environ.get(config.api_key_env)
             if not found:

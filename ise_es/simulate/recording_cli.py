@@ -19,6 +19,7 @@ from rich.table import Table
 from ise_es.errors import ConfigError
 from ise_es.events import Event, ToolCallFinished
 from ise_es.llm.base import ChatClient, RoleConfig
+from ise_es.llm.roles import role_config_from_options
 from ise_es.simulate.batch import BatchReport, WorkItem, record_batch
 from ise_es.simulate.scenario import (
     Scenario,
@@ -29,22 +30,23 @@ from ise_es.simulate.scenario import (
 from ise_es.simulate.session import SessionPlan, SessionResult
 from ise_es.store.sql import SqlEventStore
 
-__all__ = ["build_items", "run_with_progress"]
+__all__ = ["build_items", "role_configs", "run_with_progress"]
 
 
-def _role_config(role: str, roles: Mapping[str, Any]) -> RoleConfig:
-    return RoleConfig.from_mapping(
-        {
-            "role": role,
-            "model": roles[f"{role}_model"],
-            "base_url": roles[f"{role}_base_url"],
-            "api_key_env": roles[f"{role}_api_key_env"],
-            "temperature": roles[f"{role}_temperature"],
-            "max_tokens": roles[f"{role}_max_tokens"],
-            "timeout_s": roles[f"{role}_timeout"],
-            "max_retries": roles[f"{role}_retries"],
-        },
-        source=f"--{role}-* options",
+def role_configs(
+    roles: Mapping[str, Any], environ: Mapping[str, str]
+) -> tuple[RoleConfig, RoleConfig]:
+    """The agent's and the user simulator's RoleConfig from the `--agent-*`/`--user-*` options.
+
+    Raises:
+        ConfigError: a model missing, or a key variable the user named that is not set.
+    """
+    for role in ("agent", "user"):
+        if not roles.get(f"{role}_model"):
+            raise ConfigError(f"--intents needs --{role}-model (and --{role}-base-url)")
+    return (
+        role_config_from_options("agent", roles, environ),
+        role_config_from_options("user", roles, environ),
     )
 
 
@@ -92,10 +94,7 @@ def build_items(
     assert intents_path is not None
     from ise_es.intents.jsonl import parse_intents_file
 
-    for role in ("agent", "user"):
-        if not roles.get(f"{role}_model"):
-            raise ConfigError(f"--intents needs --{role}-model (and --{role}-base-url)")
-    agent_config, user_config = _role_config("agent", roles), _role_config("user", roles)
+    agent_config, user_config = role_configs(roles, os.environ)
     intents, problems = parse_intents_file(intents_path, skip_invalid=skip_invalid)
     for problem in problems:
         Console(stderr=True).print(f"[yellow]skipped[/] {problem}")
