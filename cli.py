@@ -360,22 +360,26 @@ def sessions_list(db_url: str, status: str | None, as_json: bool) -> None:
 def sessions_show(db_url: str, session_id: str, as_json: bool) -> None:
     """Show one session: the conversation, tool calls, outputs, exit codes and file changes.
 
+    SESSION_ID is the full id or a unique prefix of at least 4 characters (as for `replay`).
+    A session still being recorded ends with its live turn and tool-call counts.
+
     \b
     Example:
         ise-es sessions show 3f2a9c1e0b7d4e21
+        ise-es sessions show 3f2a --json
     """
     from ise_es.simulate.browse import print_session, session_events
     from ise_es.store.sql import open_store
 
     with open_store(db_url) as store:
         events = session_events(store, session_id)
-        if as_json:
-            import msgspec
+    if as_json:
+        import msgspec
 
-            for event in events:
-                click.echo(msgspec.json.encode(event).decode())
-        else:
-            print_session(store, events)
+        for event in events:
+            click.echo(msgspec.json.encode(event).decode())
+    else:
+        print_session(events)
 
 
 # ----------------------------------------------------------------------------- replay
