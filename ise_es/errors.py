@@ -7,6 +7,7 @@ these into user-facing messages and exit codes.
     IseEsError
     ├── ConfigError               bad URL, option or config file (exit 2)
     ├── InvalidInput              a user file that does not parse or validate (names file/line)
+    │   └── OutputError           an output path that cannot or must not be written (exit 2)
     ├── EventError
     │   ├── InvalidEvent          a payload that does not match its event type
     │   └── UnknownEventType      a type or schema version this code does not know
@@ -16,6 +17,7 @@ these into user-facing messages and exit codes.
     │   ├── ConcurrencyError      a stale expected version: nothing was written
     │   ├── DuplicateEventId      an event id already stored with other content
     │   ├── BlobNotFound          a digest with no blob
+    │   ├── LeaseLost             an append fenced out: the writer's work-item lease is gone
     │   └── IntegrityError        a broken hash chain or head (from `verify`)
     ├── SandboxError
     │   ├── SandboxUnavailable    the backend cannot start (missing tool, daemon down)
@@ -38,6 +40,11 @@ class ConfigError(IseEsError):
 
 class InvalidInput(IseEsError):
     """A user-supplied file does not parse or validate; the message names file and line/field."""
+
+
+class OutputError(InvalidInput):
+    """An output path cannot be written, or must not be replaced (a device, FIFO, directory);
+    the message names the path. See `ise_es.outputs`."""
 
 
 class EventError(IseEsError):
@@ -74,6 +81,11 @@ class DuplicateEventId(StoreError):
 
 class BlobNotFound(StoreError):
     """No blob is stored under a digest."""
+
+
+class LeaseLost(StoreError):
+    """An append carried a work-item lease token that is no longer the item's: the lease
+    expired and another worker reclaimed the item. Nothing was written (fencing)."""
 
 
 class IntegrityError(StoreError):

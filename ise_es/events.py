@@ -35,6 +35,7 @@ __all__ = [
     "FileChange",
     "FsDiff",
     "HttpExchange",
+    "HttpSent",
     "IntentImported",
     "IntentRejected",
     "IntentRendered",
@@ -53,6 +54,7 @@ __all__ = [
     "ToolCallStarted",
     "Usage",
     "UserTurn",
+    "WebSpec",
     "decode_payload",
     "decode_union",
     "encode_checked",
@@ -128,6 +130,36 @@ class FileChange(_Part, frozen=True):
 ChunkStream = Literal["stdout", "stderr"]
 
 
+class WebSpec(_Part, frozen=True):
+    """How the session's web tools reached the web (never an API key or the store's URL)."""
+
+    mode: str
+    """fixture (the offline fixture site) | live (the real web through the egress policy) |
+    off (no web tools)."""
+    search: str | None = None
+    """The search provider of live mode: searxng | serper | brave; None: no web search."""
+    search_url: str | None = None
+    allow: list[str] = []
+    """Egress policy entries as written (`--web-allow`, `--web-deny`) and the allowed ports."""
+    deny: list[str] = []
+    ports: list[int] = []
+    limits: dict[str, float] = {}
+    """Per fetch and per session: fetch_max_bytes, fetch_seconds, session_max_requests,
+    session_max_bytes, session_seconds."""
+
+
+class HttpSent(_Part, frozen=True):
+    """The request the gateway really sent for a logical one (a search provider's API call),
+    with secrets replaced by `[redacted]`."""
+
+    via: str
+    """The search provider whose answer the body is (searxng | serper | brave)."""
+    method: str
+    url: str
+    headers: dict[str, str] = {}
+    body: str = ""
+
+
 # --------------------------------------------------------------------------------------------
 # Session streams: session-<id>
 # --------------------------------------------------------------------------------------------
@@ -160,6 +192,12 @@ class SessionStarted(_Base, frozen=True, tag="session_started"):
     provenance: dict[str, Any] = {}
     """Where the session came from: recorder version and host, or an imported file's name and
     digest."""
+    web: WebSpec | None = None
+    """The web settings the session was recorded with (None: recorded before they existed, which
+    means the fixture web)."""
+    started_at: float | None = None
+    """When the session really began (seconds since the epoch, UTC) if that is not the
+    envelope's `recorded_at`: an imported session's first timestamp. None: `recorded_at`."""
 
 
 class UserTurn(_Base, frozen=True, tag="user_turn"):
@@ -246,6 +284,15 @@ class HttpExchange(_Base, frozen=True, tag="http_exchange"):
     body_digest: str | None = None
     body_size: int = 0
     error: str | None = None
+    peer: str | None = None
+    """The checked address the live gateway connected to (`ip:port`); None for fixture runs."""
+    sent: HttpSent | None = None
+    """The provider request behind a logical search request."""
+    blocked: str | None = None
+    """Why the egress policy refused the request (nothing was sent); `error` says it too."""
+    limit: str | None = None
+    """The egress limit this request hit: fetch_bytes, fetch_seconds, session_requests,
+    session_bytes or session_seconds."""
 
 
 class ToolCallFinished(_Base, frozen=True, tag="tool_call_finished"):
@@ -285,6 +332,13 @@ class SessionEnded(_Base, frozen=True, tag="session_ended"):
     reason: str = ""
     user_turns: int = 0
     tool_calls: int = 0
+    infrastructure: bool = False
+    """True when the session ended for a reason outside the models' behaviour (endpoint
+    unreachable or retries exhausted, sandbox failure, recorder crash, lease lost): the work
+    queue records such an item again. False for outcomes the agent and simulator produced."""
+    ended_at: float | None = None
+    """When the session really ended (seconds since the epoch, UTC) if that is not the
+    envelope's `recorded_at`: an imported session's last timestamp. None: `recorded_at`."""
 
 
 # --------------------------------------------------------------------------------------------

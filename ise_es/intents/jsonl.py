@@ -12,8 +12,6 @@ is a no-op.
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +23,7 @@ from ise_es.errors import ConcurrencyError, InvalidInput
 from ise_es.events import Event, IntentImported, IntentRendered
 from ise_es.intents.library import Library
 from ise_es.intents.records import PoolCache, intent_stream, iter_intents, reference_record
+from ise_es.outputs import atomic_output
 from ise_es.store.base import EventStore
 
 __all__ = [
@@ -194,26 +193,23 @@ def export_intents(
 ) -> ExportReport:
     """Write accepted intents (and rejected ones on request) as reference-schema JSONL.
 
-    The file appears complete or not at all (written to a temporary file, then renamed).
+    The file appears complete or not at all (written to a temporary file, then renamed); `-`
+    writes to standard output. See `ise_es.outputs` for what a target may be.
+
+    Raises:
+        OutputError: the output cannot or must not be written.
     """
     pools = PoolCache(store)
     encoder = msgspec.json.Encoder()
     report = ExportReport(path=str(out))
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", dir=out.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            for rec in iter_intents(store):
-                if rec.status == "pending":
-                    continue
-                if rec.status == "rejected" and not include_rejected:
-                    report.skipped_rejected += 1
-                    continue
-                fh.write(encoder.encode(reference_record(rec, library, pools)))
-                fh.write(b"\n")
-                report.written += 1
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_output(out) as fh:
+        for rec in iter_intents(store):
+            if rec.status == "pending":
+                continue
+            if rec.status == "rejected" and not include_rejected:
+                report.skipped_rejected += 1
+                continue
+            fh.write(encoder.encode(reference_record(rec, library, pools)))
+            fh.write(b"\n")
+            report.written += 1
     return report

@@ -15,8 +15,6 @@ Embeddings come from an injected function (texts -> rows), in practice an
 
 from __future__ import annotations
 
-import os
-import tempfile
 import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
@@ -32,6 +30,7 @@ from ise_es.intents.jsonl import parse_intents_file
 from ise_es.intents.library import Library
 from ise_es.intents.metrics import distinct_n, self_bleu, vendi_score
 from ise_es.intents.records import PoolCache, iter_intents, reference_record
+from ise_es.outputs import atomic_output
 from ise_es.store.base import EventStore
 
 __all__ = [
@@ -280,22 +279,15 @@ def diversity_report(
     )
 
 
-def _atomic_write(path: Path, write: Callable[[Any], None]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix, dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            write(fh)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def write_report(report: DiversityReport, path: Path) -> None:
-    """The report as JSON, complete or not at all."""
+    """The report as JSON, complete or not at all; `-` writes it to standard output.
+
+    Raises:
+        OutputError: the output cannot or must not be written (see `ise_es.outputs`).
+    """
     data = msgspec.json.format(msgspec.json.encode(report), indent=2)
-    _atomic_write(path, lambda fh: fh.write(data + b"\n"))
+    with atomic_output(path) as fh:
+        fh.write(data + b"\n")
 
 
 def plot_scaling_curve(report: DiversityReport, path: Path) -> None:
@@ -325,7 +317,8 @@ def plot_scaling_curve(report: DiversityReport, path: Path) -> None:
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(loc="lower right")
         fig.tight_layout()
-        _atomic_write(path, lambda fh: fig.savefig(fh, format="png"))
+        with atomic_output(path, stdout_ok=False) as fh:
+            fig.savefig(fh, format="png")
     finally:
         plt.close(fig)
 

@@ -20,7 +20,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
+import math
+import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -32,7 +33,8 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from ise_es.errors import ConfigError
+from ise_es.errors import ConfigError, OutputError
+from ise_es.outputs import STDOUT, PendingOutput, atomic_output, check_output_path, is_stdout
 from ise_es.events import SessionEnded
 from ise_es.projections.audit import audit_session, load_lexicon
 from ise_es.projections.formats import RenderOptions, Unrepresentable, render
@@ -89,26 +91,30 @@ class ExportReport(msgspec.Struct, kw_only=True):
 def parse_split(text: str) -> dict[str, float]:
     """`train=0.95,val=0.05` -> {"train": 0.95, "val": 0.05}.
 
+    A share of 0 is valid: that split gets no session and its file is written empty (a
+    pipeline that always reads OUT.test.jsonl keeps working while the test share is 0).
+
     Raises:
-        ConfigError: malformed, a non-positive share, duplicate names, or shares not summing to 1.
+        ConfigError: malformed, a share outside [0, 1], duplicate names, or shares not
+            summing to 1.
     """
     out: dict[str, float] = {}
     for part in text.split(","):
         name, sep, value = part.strip().partition("=")
         name = name.strip()
-        try:
-            share = float(value)
-        except ValueError:
-            share = -1.0
-        if (
-            not sep
-            or not name
-            or share <= 0
-            or not name.replace("_", "").replace("-", "").isalnum()
-        ):
+        if not sep or not name or not name.replace("_", "").replace("-", "").isalnum():
             raise ConfigError(
                 f"bad split {part.strip()!r} in {text!r}: use NAME=SHARE pairs such as "
                 "train=0.95,val=0.05"
+            )
+        try:
+            share = float(value)
+        except ValueError:
+            share = math.nan
+        if not 0.0 <= share <= 1.0:  # also refuses nan and inf
+            raise ConfigError(
+                f"bad share {value.strip()!r} for split {name!r} in {text!r}: a share is a "
+                "number from 0 to 1"
             )
         if name in out:
             raise ConfigError(f"split {name!r} named twice in {text!r}")
@@ -121,16 +127,16 @@ def parse_split(text: str) -> dict[str, float]:
 
 def split_of(session_id: str, seed: int, split: dict[str, float]) -> str:
     """The split a session belongs to: a function of (seed, session id) alone, so adding
-    sessions never moves an existing one to another split."""
+    sessions never moves an existing one to another split. A split with share 0 gets none."""
     digest = hashlib.sha256(f"{seed}:{session_id}".encode()).digest()
     point = int.from_bytes(digest[:8], "big") / 2**64
     cumulative = 0.0
-    names = list(split)
+    names = [name for name, share in split.items() if share > 0]
     for name in names:
         cumulative += split[name]
         if point < cumulative:
             return name
-    return names[-1]
+    return names[-1]  # shares summing to a hair under 1
 
 
 def split_paths(output: Path, names: list[str]) -> dict[str, Path]:
@@ -308,6 +314,49 @@ def _gather(
     return last
 
 
+def _copy_sorted(exporter: _Exporter, spool: BinaryIO, split: str | None, out: BinaryIO) -> int:
+    """Copy one split's lines from the spool in session-id order; return its sample count."""
+    spool.flush()
+    exporter.index.sort(key=lambda e: e.session_id)
+    samples = 0
+    for entry in exporter.index:
+        if entry.split != split:
+            continue
+        spool.seek(entry.offset)
+        out.write(spool.read(entry.length))
+        samples += entry.samples
+    return samples
+
+
+def _export_to_stdout(
+    store: EventStore,
+    options: ExportOptions,
+    max_buffered: int,
+    progress: Callable[[int], None] | None,
+    started: float,
+) -> ExportReport:
+    """`-o -`: the same lines on standard output, spooled in the temp directory. There is no
+    file to compare, so no manifest and no `up_to_date`; one file per split cannot be stdout."""
+    if options.split:
+        raise OutputError(
+            "--split writes one file per split (OUT.train.jsonl, ...): give -o FILE, not -o -"
+        )
+    with tempfile.TemporaryFile(prefix="ise-es-sft.spool.") as spool:
+        exporter = _Exporter(options, spool)
+        _gather(store, exporter, max_buffered, progress)
+        with atomic_output(STDOUT) as stdout:
+            samples = _copy_sorted(exporter, spool, None, stdout)
+    size = sum(e.length for e in exporter.index)
+    return ExportReport(
+        files=[OutputFile(path=STDOUT, samples=samples, bytes=size)],
+        sessions_considered=exporter.considered,
+        sessions_exported=len(exporter.index),
+        samples=samples,
+        skipped=dict(exporter.skipped),
+        seconds=time.perf_counter() - started,
+    )
+
+
 def export_sft(
     store: EventStore,
     engines: Engines,
@@ -320,17 +369,26 @@ def export_sft(
 ) -> ExportReport:
     """Write the SFT file(s) for `options`; see the module docstring.
 
+    `output` may be `-` (standard output, no split); other targets follow `ise_es.outputs`
+    (never a device, FIFO or directory; a symlink is written through).
+
     Raises:
-        ConfigError: a bad status or an output directory that does not exist.
+        ConfigError: a bad status.
+        OutputError: an output that cannot or must not be written (nothing is left behind).
         StoreUnavailable: the database cannot be reached.
-        OSError: the output cannot be written (nothing is left behind).
     """
     started = time.perf_counter()
     if options.status not in STATUSES:
         raise ConfigError(f"unknown status {options.status!r}: use one of {', '.join(STATUSES)}")
+    if is_stdout(output):
+        return _export_to_stdout(store, options, max_buffered, progress, started)
     out = Path(output).absolute()
-    if not out.parent.is_dir():
-        raise ConfigError(f"output directory {out.parent} does not exist: create it first")
+    names: list[str | None] = list(options.split) if options.split else [None]
+    targets: dict[str | None, Path] = {None: out}
+    if options.split:
+        targets = {name: path for name, path in split_paths(out, list(options.split)).items()}
+    for target in targets.values():
+        check_output_path(target)  # before the log is read: a bad path fails at once
     digest = _options_digest(options, out)
     manifest = _load_manifest(engines, out)
     if (
@@ -350,35 +408,25 @@ def export_sft(
             up_to_date=True,
             seconds=time.perf_counter() - started,
         )
-    names: list[str | None] = list(options.split) if options.split else [None]
-    targets: dict[str | None, Path] = {None: out}
-    if options.split:
-        targets = {name: path for name, path in split_paths(out, list(options.split)).items()}
-    temps = {name: t.with_name(f".{t.name}.{os.getpid()}.tmp") for name, t in targets.items()}
-    spool_path = out.with_name(f".{out.name}.{os.getpid()}.spool")
     counts: Counter[str | None] = Counter()
+    pending: dict[str | None, PendingOutput] = {}
     try:
-        with open(spool_path, "w+b") as spool:
+        for name in names:
+            pending[name] = PendingOutput(targets[name])
+        spool_dir = pending[names[0]].target.parent
+        with tempfile.TemporaryFile(dir=spool_dir, prefix=f".{out.name}.spool.") as spool:
             exporter = _Exporter(options, spool)
             position = _gather(store, exporter, max_buffered, progress)
-            spool.flush()
-            exporter.index.sort(key=lambda e: e.session_id)
             for name in names:
-                with open(temps[name], "wb") as handle:
-                    for entry in exporter.index:
-                        if entry.split != name:
-                            continue
-                        spool.seek(entry.offset)
-                        handle.write(spool.read(entry.length))
-                        counts[name] += entry.samples
-                    handle.flush()
-                    os.fsync(handle.fileno())
+                counts[name] = _copy_sorted(exporter, spool, name, pending[name].file)
+        # Renamed only once every file is complete: a failure leaves all old files in place.
         for name in names:
-            os.replace(temps[name], targets[name])
+            pending.pop(name).commit()
+    except OSError as e:  # the spool or a file could not be written (a full disk...)
+        raise OutputError(f"cannot write {output}: {e.strerror or e}") from e
     finally:
-        for temp in (*temps.values(), spool_path):
-            if temp.exists():
-                temp.unlink()
+        for left in pending.values():
+            left.discard()
     files = [
         OutputFile(
             path=str(targets[name]),

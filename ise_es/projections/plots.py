@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import matplotlib
@@ -15,22 +13,20 @@ import numpy as np
 from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
 
+from ise_es.outputs import atomic_output, prepare_output_dir
 from ise_es.projections.stats import CorpusStats
 
 __all__ = ["write_plots"]
 
 
 def _save(fig: Figure, path: Path) -> None:
-    # Write beside the target and rename, so a reader never sees half a PNG.
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
+    # Written beside the target and renamed, so a reader never sees half a PNG, and never over
+    # a device, FIFO or directory that has the figure's name (ise_es.outputs).
     try:
-        fig.savefig(tmp, dpi=120, bbox_inches="tight", format="png")
-        os.replace(tmp, path)
+        with atomic_output(path, stdout_ok=False) as fh:
+            fig.savefig(fh, dpi=120, bbox_inches="tight", format="png")
     finally:
         plt.close(fig)
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def _cooccurrence(stats: CorpusStats, path: Path) -> None:
@@ -79,9 +75,12 @@ def _histogram(values: list[int], title: str, xlabel: str, path: Path) -> None:
 
 
 def write_plots(stats: CorpusStats, directory: str | Path) -> list[Path]:
-    """Write the figures into `directory` (created if missing); return their paths."""
-    out = Path(directory)
-    out.mkdir(parents=True, exist_ok=True)
+    """Write the figures into `directory` (created if missing); return their paths.
+
+    Raises:
+        OutputError: the directory or a figure cannot be written.
+    """
+    out = prepare_output_dir(directory)
     paths = [
         out / "tool_cooccurrence.png",
         out / "user_turns_hist.png",

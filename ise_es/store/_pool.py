@@ -15,8 +15,6 @@ import sqlite3
 from collections.abc import Callable
 from typing import Any
 
-from psycopg.pq import TransactionStatus
-
 __all__ = ["ConnectionPool"]
 
 
@@ -61,6 +59,8 @@ class ConnectionPool:
 def _reusable(conn: Any) -> bool:
     if isinstance(conn, sqlite3.Connection):
         return not conn.in_transaction
+    from psycopg.pq import TransactionStatus  # imported already: conn is a psycopg connection
+
     return not conn.closed and conn.info.transaction_status == TransactionStatus.IDLE
 
 

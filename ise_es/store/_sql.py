@@ -55,6 +55,8 @@ class DialectSql:
         self.insert_blob = ""
         self.insert_blobs = ""
         self.append: dict[tuple[bool, bool], str] = {}
+        self.append_fenced: dict[tuple[bool, bool], str] = {}
+        self.fence_held = f"SELECT 1 FROM work_items WHERE item_id = {p} AND lease_token = {p}"
 
     def select_ids(self, n: int) -> str:
         raise NotImplementedError
@@ -117,6 +119,15 @@ _PG_HEAD_INSERT = (
     f"INSERT INTO streams ({HEAD_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s) "
     "ON CONFLICT (stream_id) DO NOTHING RETURNING 1"
 )
+_PG_FENCE = "fence AS (SELECT 1 FROM work_items WHERE item_id = %s AND lease_token = %s FOR SHARE)"
+_PG_HEAD_UPDATE_FENCED = _PG_HEAD_UPDATE.replace(
+    " RETURNING 1", " AND EXISTS (SELECT FROM fence) RETURNING 1"
+)
+_PG_HEAD_INSERT_FENCED = (
+    f"INSERT INTO streams ({HEAD_COLUMNS}) "
+    "SELECT %s::text, %s::text, %s::int4, %s::text, %s::float8, %s::float8 "
+    "WHERE EXISTS (SELECT FROM fence) ON CONFLICT (stream_id) DO NOTHING RETURNING 1"
+)
 _PG_BLOBS_CTE = (
     ", b AS (INSERT INTO blobs (digest, size, codec, data) "
     "SELECT * FROM unnest(%b::text[], %b::int8[], %b::text[], %b::bytea[]) "
@@ -150,6 +161,20 @@ class _Postgres(DialectSql):
         self.append = {
             (new_stream, with_blobs): (
                 f"WITH head AS ({_PG_HEAD_INSERT if new_stream else _PG_HEAD_UPDATE})"
+                + (_PG_BLOBS_CTE if with_blobs else "")
+                + _PG_EVENTS
+            )
+            for new_stream in (True, False)
+            for with_blobs in (True, False)
+        }
+        # Fenced appends (a work-item lease guards the stream): the head only moves while the
+        # lease token is still the item's. FOR SHARE conflicts with the reclaimer's UPDATE of
+        # that row, so either the append commits first and the reclaimer sees its events, or
+        # the reclaim commits first and the re-checked row no longer matches (store/queue.py).
+        self.append_fenced = {
+            (new_stream, with_blobs): (
+                f"WITH {_PG_FENCE}, head AS "
+                f"({_PG_HEAD_INSERT_FENCED if new_stream else _PG_HEAD_UPDATE_FENCED})"
                 + (_PG_BLOBS_CTE if with_blobs else "")
                 + _PG_EVENTS
             )

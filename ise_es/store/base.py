@@ -131,6 +131,7 @@ class EventStore(Protocol):
         expected_version: int | None,
         *,
         blobs: Iterable[bytes] = (),
+        fence: Fence | None = None,
     ) -> AppendResult:
         """Append events to a stream, all or nothing, in one transaction.
 
@@ -138,11 +139,14 @@ class EventStore(Protocol):
             expected_version: the stream's current version as the caller last saw it (0: the
                 stream must not exist yet); None appends whatever the version.
             blobs: bytes the events refer to by digest, written in the same transaction.
+            fence: a work-item lease the writer must still hold, checked in the same
+                transaction (LeaseLost otherwise).
 
         Raises:
             ConcurrencyError: the stream is not at `expected_version`; nothing was written.
             DuplicateEventId: an event id is already stored with other content.
             InvalidEvent: an event does not match its type; nothing was written.
+            LeaseLost: `fence` is no longer the item's lease; nothing was written.
             StoreUnavailable: the database cannot be reached.
         """
         ...
@@ -178,4 +182,135 @@ class EventStore(Protocol):
 
     def verify(self) -> VerifyReport: ...
 
+    @property
+    def queue(self) -> WorkQueue:
+        """The work queue the store owns."""
+        ...
+
     def close(self) -> None: ...
+
+
+# ---------------------------------------------------------------------------------- work queue
+
+
+class Fence(msgspec.Struct, frozen=True, kw_only=True):
+    """A work-item lease an append must still hold: the store checks it inside the append's
+    own transaction, so a writer whose lease was reclaimed cannot write (fencing token)."""
+
+    item_id: str
+    token: str
+
+
+class NewWorkItem(msgspec.Struct, frozen=True, kw_only=True):
+    """Something to record: an intent or scenario in one version."""
+
+    source_id: str
+    """The intent or scenario id."""
+    kind: str
+    """scenario | intent | query."""
+    digest: str
+    """sha256 of the content plus the recording settings that change the result."""
+    spec: bytes
+    """What a worker on any machine needs to record it (JSON of ise_es.fleet.spec.WorkSpec)."""
+
+
+class EnqueueResult(msgspec.Struct, frozen=True, kw_only=True):
+    added: list[str]
+    """Item ids queued now (new content, or done/failed items re-queued by `force`)."""
+    unchanged: int
+    """Items already queued or recorded with the same content (a no-op)."""
+    superseded: list[str]
+    """Session ids of older versions of items whose content changed."""
+
+
+class WorkerInfo(msgspec.Struct, frozen=True, kw_only=True):
+    worker_id: str
+    host: str
+    pid: int
+
+
+class Lease(msgspec.Struct, frozen=True, kw_only=True):
+    """A claimed work item."""
+
+    item_id: str
+    token: str
+    source_id: str
+    kind: str
+    spec: bytes
+    attempt: int
+    """The attempt this lease records (1 for the first)."""
+    session_id: str
+    """The session stream (`session-<id>`) this attempt records into."""
+    expires: float
+
+    @property
+    def fence(self) -> Fence:
+        return Fence(item_id=self.item_id, token=self.token)
+
+
+class ExpiredLease(msgspec.Struct, frozen=True, kw_only=True):
+    item_id: str
+    source_id: str
+    session_id: str | None
+    state: str
+    """What the item became: queued (another attempt) or failed (out of attempts)."""
+
+
+class WorkItemRow(msgspec.Struct, frozen=True, kw_only=True):
+    """A work item as `ise-es queue` and the viewer show it."""
+
+    item_id: str
+    source_id: str
+    digest: str
+    kind: str
+    state: str
+    """queued | leased | done | failed | superseded."""
+    status: str | None
+    attempts: int
+    failures: int
+    not_before: float
+    worker_id: str | None
+    host: str | None
+    pid: int | None
+    leased_at: float | None
+    heartbeat_at: float | None
+    lease_expires: float | None
+    session_id: str | None
+    last_error: str | None
+    enqueued_at: float
+    finished_at: float | None
+
+
+class WorkQueue(Protocol):
+    """The work queue the store owns (ise_es/store/queue.py has the states and the SQL)."""
+
+    def enqueue(self, items: Sequence[NewWorkItem], *, force: bool = False) -> EnqueueResult: ...
+
+    def claim(
+        self, worker: WorkerInfo, *, lease_seconds: float, only: Sequence[str] | None = None
+    ) -> Lease | None: ...
+
+    def renew(self, fence: Fence, *, lease_seconds: float) -> bool: ...
+
+    def finish(
+        self,
+        fence: Fence,
+        *,
+        outcome: str,
+        status: str | None,
+        error: str | None = None,
+        retry_after: float = 0.0,
+        max_attempts: int = 3,
+    ) -> str | None: ...
+
+    def expire(self, *, max_attempts: int) -> list[ExpiredLease]: ...
+
+    def retry(self, *, statuses: Sequence[str]) -> int: ...
+
+    def items(
+        self, *, states: Sequence[str] | None = None, item_ids: Sequence[str] | None = None
+    ) -> list[WorkItemRow]: ...
+
+    def counts(self) -> dict[tuple[str, str | None], int]: ...
+
+    def finished_since(self, since: float) -> int: ...

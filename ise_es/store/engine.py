@@ -28,7 +28,7 @@ from sqlalchemy.engine import make_url
 
 from ise_es.errors import ConfigError, StoreUnavailable
 
-__all__ = ["Engines", "connect_engines", "normalize_url"]
+__all__ = ["Engines", "check_sqlite_file", "connect_engines", "normalize_url"]
 
 SQLITE_BUSY_TIMEOUT_MS = 60_000
 PG_IDLE_IN_TRANSACTION_TIMEOUT_MS = 60_000
@@ -150,14 +150,43 @@ def _sqlite_engine(url: sa.URL, *, immediate: bool) -> sa.Engine:
     return engine
 
 
+SQLITE_HEADER = b"SQLite format 3\x00"
+"""The first 16 bytes of every SQLite database file (an empty file is a new database too)."""
+
+
+def check_sqlite_file(path: str, url: str) -> None:
+    """Refuse an existing file that is not an SQLite database, before any driver sees it.
+
+    The driver only finds out at the first statement (our connect hook's PRAGMA), where the
+    error surfaces as a page of SQLAlchemy traceback: `--db sqlite:///notes.txt` is an easy
+    first-day typo. A missing file is left to the caller (`db upgrade` creates it).
+
+    Raises:
+        StoreUnavailable: the file exists and does not start with the SQLite header.
+    """
+    try:
+        with open(path, "rb") as f:
+            head = f.read(len(SQLITE_HEADER))
+    except (FileNotFoundError, IsADirectoryError, PermissionError):
+        return  # nothing to check here; SQLite's own error says what is wrong
+    if head and head != SQLITE_HEADER:
+        raise StoreUnavailable(
+            f"cannot open database {url}: {path} is not an ise-es SQLite store (not an SQLite "
+            "database file): check the --db path, or give a new file name for `ise-es db "
+            "upgrade` to create"
+        )
+
+
 def connect_engines(url: str) -> Engines:
-    """Engines for a store URL (nothing is connected yet).
+    """Engines for a store URL (nothing is connected yet; an SQLite file's header is read).
 
     Raises:
         ConfigError: a malformed or unsupported URL.
+        StoreUnavailable: an existing SQLite path that is not an SQLite database.
     """
     parsed = normalize_url(url)
     if parsed.get_backend_name() == "sqlite":
+        check_sqlite_file(parsed.database or "", url)
         return Engines(
             _sqlite_engine(parsed, immediate=True),
             _sqlite_engine(parsed, immediate=False),

@@ -1,17 +1,24 @@
-"""Schema migrations through Alembic: the only way the store's schema is created or changed."""
+"""Schema migrations through Alembic: the only way the store's schema is created or changed.
+
+Opening a store checks its revision (`check_at_head`) without Alembic: importing it costs
+about as much as the rest of `ise-es sessions list`, so the check reads the version table and
+the revision ids written in migrations/versions itself, and Alembic is imported only by the
+`db` commands (and as the fallback when the files cannot be read that simply).
+"""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 
 from ise_es.errors import SchemaOutOfDate
 from ise_es.store.engine import connect_engines, describe_unavailable, normalize_url
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 __all__ = ["check_at_head", "current", "downgrade", "head", "history", "upgrade"]
 
@@ -19,6 +26,8 @@ MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
 
 
 def alembic_config(url: str) -> Config:
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
     # ConfigParser interpolation would mangle '%' in passwords.
@@ -30,18 +39,54 @@ def alembic_config(url: str) -> Config:
 
 
 def head() -> str:
+    from alembic.script import ScriptDirectory
+
     revision = ScriptDirectory(str(MIGRATIONS_DIR)).get_current_head()
     assert revision is not None, "migrations/versions holds no revision"
     return revision
 
 
+_REVISION = re.compile(r"""^revision(?:\s*:\s*str)?\s*=\s*["']([^"']+)["']\s*$""", re.M)
+_DOWN = re.compile(
+    r"""^down_revision(?:\s*:[^=]+)?\s*=\s*(?:None|["']([^"']+)["'])\s*$""", re.M
+)
+
+
+def file_head() -> str:
+    """The newest revision, read from the `revision = "..."` and `down_revision = "..."` lines
+    of migrations/versions/*.py without importing Alembic or the scripts. A file it cannot read
+    so (a merge revision, a computed id) sends it to Alembic's own answer, `head()`."""
+    revisions: set[str] = set()
+    downs: set[str] = set()
+    for script in MIGRATIONS_DIR.joinpath("versions").glob("*.py"):
+        text = script.read_text(encoding="utf-8")
+        revision, down = _REVISION.findall(text), _DOWN.findall(text)
+        if len(revision) != 1 or len(down) != 1:
+            return head()
+        revisions.add(revision[0])
+        if down[0]:
+            downs.add(down[0])
+    heads = revisions - downs
+    return heads.pop() if len(heads) == 1 else head()
+
+
 def _revision_of(conn: sa.Connection) -> str | None:
+    from alembic.runtime.migration import MigrationContext
+
     return MigrationContext.configure(conn).get_current_revision()
+
+
+def _stored_revision(conn: sa.Connection) -> str | None:
+    """What Alembic's version table says, read with plain SQL (None: no table, or empty)."""
+    if not sa.inspect(conn).has_table("alembic_version"):
+        return None
+    rows = [r[0] for r in conn.execute(sa.text("SELECT version_num FROM alembic_version"))]
+    return ",".join(sorted(rows)) or None
 
 
 def check_at_head(conn: sa.Connection) -> None:
     """Raises SchemaOutOfDate unless the database is at the newest migration."""
-    have, want = _revision_of(conn), head()
+    have, want = _stored_revision(conn), file_head()
     if have != want:
         raise SchemaOutOfDate(
             f"database at revision {have or 'none (empty)'}, expected {want}: "
@@ -50,6 +95,8 @@ def check_at_head(conn: sa.Connection) -> None:
 
 
 def _run(url: str, action: str, revision: str) -> None:
+    from alembic import command
+
     config = alembic_config(url)
     try:
         getattr(command, action)(config, revision)
@@ -78,6 +125,8 @@ def current(url: str) -> str | None:
 
 def history() -> list[tuple[str, str | None, str]]:
     """(revision, down revision, message), oldest first."""
+    from alembic.script import ScriptDirectory
+
     script = ScriptDirectory(str(MIGRATIONS_DIR))
     out = []
     for rev in script.walk_revisions():

@@ -18,6 +18,7 @@ __all__ = [
     "metadata",
     "projection_checkpoints",
     "streams",
+    "work_items",
 ]
 
 
@@ -90,4 +91,35 @@ projection_checkpoints = sa.Table(
     sa.Column("name", sa.String(100), primary_key=True),
     sa.Column("position", sa.BigInteger, nullable=False),
     sa.Column("updated_at", sa.Float, nullable=False),
+)
+
+work_items = sa.Table(
+    "work_items",
+    metadata,
+    # One row per (source id, content digest): an intent or scenario in one version, with the
+    # recording settings that change its result. See ise_es/store/queue.py for the states.
+    sa.Column("item_id", sa.String(64), primary_key=True),
+    sa.Column("source_id", sa.String(200), nullable=False),
+    sa.Column("digest", sa.String(64), nullable=False),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("spec", sa.Text, nullable=False),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("status", sa.String(32), nullable=True),
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("failures", sa.Integer, nullable=False),
+    sa.Column("not_before", sa.Float, nullable=False),
+    sa.Column("lease_token", sa.String(64), nullable=True),
+    sa.Column("worker_id", sa.String(200), nullable=True),
+    sa.Column("host", sa.String(200), nullable=True),
+    sa.Column("pid", sa.Integer, nullable=True),
+    sa.Column("leased_at", sa.Float, nullable=True),
+    sa.Column("heartbeat_at", sa.Float, nullable=True),
+    sa.Column("lease_expires", sa.Float, nullable=True),
+    sa.Column("session_id", sa.String(200), nullable=True),
+    sa.Column("last_error", sa.Text, nullable=True),
+    sa.Column("enqueued_at", sa.Float, nullable=False),
+    sa.Column("finished_at", sa.Float, nullable=True),
+    sa.UniqueConstraint("source_id", "digest", name="uq_work_items_source_digest"),
+    sa.Index("ix_work_items_claim", "state", "not_before"),
+    sa.Index("ix_work_items_finished", "finished_at"),
 )

@@ -53,6 +53,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import sqlite3
+import sys
 import threading
 import time
 from collections import OrderedDict
@@ -62,16 +63,22 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
-import psycopg
 import sqlalchemy as sa
 import zstandard
 
-from ise_es.errors import BlobNotFound, ConcurrencyError, DuplicateEventId, StoreUnavailable
+from ise_es.errors import (
+    BlobNotFound,
+    ConcurrencyError,
+    DuplicateEventId,
+    LeaseLost,
+    StoreUnavailable,
+)
 from ise_es.events import EVENT_TYPES, Event, decode_payload, encode_checked
 from ise_es.store import _sql
 from ise_es.store._pool import ConnectionPool
 from ise_es.store.base import (
     AppendResult,
+    Fence,
     NewEvent,
     StoredEvent,
     StreamInfo,
@@ -80,6 +87,7 @@ from ise_es.store.base import (
     stream_type_of,
 )
 from ise_es.store.engine import Engines, connect_engines, describe_unavailable
+from ise_es.store.queue import SqlWorkQueue
 from ise_es.store.schema import events, streams
 
 __all__ = ["SqlEventStore", "chain_hash", "open_store"]
@@ -105,8 +113,15 @@ _BLOB_RAW_BELOW = 128
 """Blobs smaller than this are not worth a compression frame."""
 _UNCONDITIONAL_ATTEMPTS = 10
 """Tries of an append without expected version that loses the race to create its stream."""
-_INTEGRITY_ERRORS = (sqlite3.IntegrityError, psycopg.IntegrityError)
-_UNAVAILABLE_ERRORS = (sqlite3.OperationalError, psycopg.OperationalError)
+
+
+def _driver_errors(name: str) -> tuple[type[Exception], ...]:
+    """sqlite3's and psycopg's DBAPI error class `name`. Called in `except` clauses, which are
+    evaluated only when an exception is on its way: psycopg is not imported for a SQLite store
+    (~0.1 s of `sessions list`), and while it is not imported none of its errors can be."""
+    psycopg = sys.modules.get("psycopg")
+    ours: type[Exception] = getattr(sqlite3, name)
+    return (ours, getattr(psycopg, name)) if psycopg is not None else (ours,)
 
 
 def chain_hash(
@@ -204,6 +219,8 @@ class SqlEventStore:
         self._head_cache_size = head_cache_size
         self._blob_level = blob_level
         self._local = threading.local()
+        self.queue = SqlWorkQueue(self._engines.write, self._engines.read, clock=clock)
+        """The work queue this store owns (store/queue.py)."""
         if check_schema:
             from ise_es.store.migrate import check_at_head
 
@@ -234,6 +251,7 @@ class SqlEventStore:
         expected_version: int | None,
         *,
         blobs: Iterable[bytes] = (),
+        fence: Fence | None = None,
     ) -> AppendResult:
         """See `ise_es.store.base.EventStore.append`."""
         encoded = encode_events(events_)
@@ -244,7 +262,7 @@ class SqlEventStore:
         for attempt in range(_UNCONDITIONAL_ATTEMPTS):
             try:
                 version, head_hash = self._append_once(
-                    stream_id, encoded, expected_version, blob_rows
+                    stream_id, encoded, expected_version, blob_rows, fence
                 )
             except ConcurrencyError as e:
                 self._forget_head(stream_id)
@@ -253,10 +271,10 @@ class SqlEventStore:
                 if expected_version is None and attempt + 1 < _UNCONDITIONAL_ATTEMPTS:
                     continue
                 return self._resolve_conflict(stream_id, encoded, e)
-            except _INTEGRITY_ERRORS as e:
+            except _driver_errors("IntegrityError") as e:
                 self._forget_head(stream_id)
                 return self._resolve_conflict(stream_id, encoded, e)
-            except _UNAVAILABLE_ERRORS as e:
+            except _driver_errors("OperationalError") as e:
                 self._forget_head(stream_id)
                 raise describe_unavailable(self.url, e) from e
             except BaseException:
@@ -272,12 +290,15 @@ class SqlEventStore:
         encoded: Sequence[Encoded],
         expected_version: int | None,
         blob_rows: Sequence[BlobRow],
+        fence: Fence | None,
     ) -> tuple[int, str]:
         conn = self._pool.get()
         try:
             if self._postgres:
-                return self._append_postgres(conn, stream_id, encoded, expected_version, blob_rows)
-            return self._append_sqlite(conn, stream_id, encoded, expected_version, blob_rows)
+                return self._append_postgres(
+                    conn, stream_id, encoded, expected_version, blob_rows, fence
+                )
+            return self._append_sqlite(conn, stream_id, encoded, expected_version, blob_rows, fence)
         finally:
             self._pool.put(conn)
 
@@ -288,12 +309,16 @@ class SqlEventStore:
         encoded: Sequence[Encoded],
         expected_version: int | None,
         blob_rows: Sequence[BlobRow],
+        fence: Fence | None,
     ) -> tuple[int, str]:
         # BEGIN IMMEDIATE: take the write lock now; a deferred transaction that reads the head
         # first would fail with "database is locked" instead of waiting (engine.py).
         conn.execute("BEGIN IMMEDIATE")
         try:
-            head = self._append_in(conn, stream_id, encoded, expected_version, blob_rows)
+            # Under the write lock no reclaim can slip between this check and the commit.
+            if fence is not None and encoded:
+                self._check_fence(conn, stream_id, fence)
+            head = self._append_in(conn, stream_id, encoded, expected_version, blob_rows, None)
             conn.execute("COMMIT")
         except BaseException:
             # A failed ROLLBACK must not hide the error; the pool drops a connection left in a
@@ -311,13 +336,14 @@ class SqlEventStore:
         encoded: Sequence[Encoded],
         expected_version: int | None,
         blob_rows: Sequence[BlobRow],
+        fence: Fence | None,
     ) -> tuple[int, str]:
         if expected_version is None or not encoded:
             # The head must be read and locked before writing: a transaction.
             with conn.transaction():
-                return self._append_in(conn, stream_id, encoded, expected_version, blob_rows)
+                return self._append_in(conn, stream_id, encoded, expected_version, blob_rows, fence)
         # One statement in autocommit mode is its own transaction.
-        return self._append_in(conn, stream_id, encoded, expected_version, blob_rows)
+        return self._append_in(conn, stream_id, encoded, expected_version, blob_rows, fence)
 
     def _append_in(
         self,
@@ -326,6 +352,7 @@ class SqlEventStore:
         encoded: Sequence[Encoded],
         expected_version: int | None,
         blob_rows: Sequence[BlobRow],
+        fence: Fence | None,
     ) -> tuple[int, str]:
         """Write on a DBAPI connection (inside the caller's transaction on SQLite, or a single
         statement in autocommit on PostgreSQL); returns the new (version, head hash).
@@ -353,10 +380,14 @@ class SqlEventStore:
         rows = _Chained(stream_id, current, previous, now, encoded)
         version = current + len(encoded)
         if self._postgres:
-            written = self._write_postgres(conn, stream_id, current, previous, now, rows, blob_rows)
+            written = self._write_postgres(
+                conn, stream_id, current, previous, now, rows, blob_rows, fence
+            )
         else:
             written = self._write_sqlite(conn, stream_id, current, previous, now, rows, blob_rows)
         if not written:
+            if fence is not None:
+                self._check_fence(conn, stream_id, fence)
             raise ConcurrencyError(
                 f"stream {stream_id} is not at the expected version {current}: "
                 "another writer appended first"
@@ -419,6 +450,7 @@ class SqlEventStore:
         now: float,
         rows: _Chained,
         blob_rows: Sequence[BlobRow],
+        fence: Fence | None,
     ) -> bool:
         version = current + len(rows.event_ids)
         sep = _sql.FIELD_SEPARATOR
@@ -434,7 +466,10 @@ class SqlEventStore:
             head_params = (stream_id, stream_type_of(stream_id), version, rows.head_hash, now, now)
         else:
             head_params = (version, rows.head_hash, now, stream_id, current, previous)
-        statement = self._sql.append[(current == 0, bool(blob_rows))]
+        key = (current == 0, bool(blob_rows))
+        statement = self._sql.append[key] if fence is None else self._sql.append_fenced[key]
+        if fence is not None:
+            head_params = (fence.item_id, fence.token, *head_params)
         params = head_params + (_blob_columns(blob_rows) if blob_rows else ()) + event_params
         cursor = conn.execute(statement, params, prepare=True)
         return bool(cursor.rowcount == len(rows.event_ids))
@@ -470,6 +505,14 @@ class SqlEventStore:
         if isinstance(error, ConcurrencyError):
             raise error
         raise ConcurrencyError(f"concurrent append to {stream_id}: {error}") from error
+
+    def _check_fence(self, conn: Any, stream_id: str, fence: Fence) -> None:
+        """Raises LeaseLost when the fence's token is no longer its item's."""
+        if conn.execute(self._sql.fence_held, (fence.item_id, fence.token)).fetchone() is None:
+            raise LeaseLost(
+                f"the lease of work item {fence.item_id} is lost (reclaimed by another "
+                f"worker): nothing was appended to {stream_id}"
+            )
 
     # ------------------------------------------------------------------ heads
 
@@ -630,7 +673,7 @@ class SqlEventStore:
                 return conn.execute(statement, params).fetchall()  # type: ignore[no-any-return]
             finally:
                 self._pool.put(conn)
-        except _UNAVAILABLE_ERRORS as e:
+        except _driver_errors("OperationalError") as e:
             raise describe_unavailable(self.url, e) from e
 
     def _execute(self, statement: str, params: Sequence[Any]) -> None:
@@ -641,7 +684,7 @@ class SqlEventStore:
                 conn.execute(statement, params)
             finally:
                 self._pool.put(conn)
-        except _UNAVAILABLE_ERRORS as e:
+        except _driver_errors("OperationalError") as e:
             raise describe_unavailable(self.url, e) from e
 
     # ------------------------------------------------------------------ integrity

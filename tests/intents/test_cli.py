@@ -74,6 +74,7 @@ def test_personas_generate_export_import_space(env: dict[str, str], tmp_path: Pa
     )
     assert code == 0 and out.startswith("accepted 8/8 (resumed 8); this run drew 0")
     target = tmp_path / "out" / "intents.jsonl"
+    target.parent.mkdir()  # an output's directory is never created for it
     code, out, _ = invoke(env, "intents", "export", "-o", str(target))
     assert code == 0 and out.startswith("wrote 8 intents")
     assert len(target.read_text().splitlines()) == 8
