@@ -514,7 +514,13 @@ def project() -> None:
 
 @project.command("sft-jsonl")
 @db_option
-@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="JSONL file.")
+@click.option(
+    "-o",
+    "--output",
+    required=True,
+    type=click.Path(dir_okay=False),
+    help="JSONL file; - for stdout.",
+)
 @click.option(
     "--format",
     "fmt",
@@ -591,9 +597,10 @@ def project_sft_jsonl(
         lexicon=load_lexicon(lexicon) if lexicon else None,
     )
     report = run_export(db_url, output, options, force=force)
+    err = output == "-"  # the JSONL went to stdout: the summary goes to stderr
     for f in report.files:
         label = f" ({f.split})" if f.split else ""
-        click.echo(f"{f.path}{label}: {f.samples} samples, {f.bytes} bytes")
+        click.echo(f"{f.path}{label}: {f.samples} samples, {f.bytes} bytes", err=err)
     if report.up_to_date:
         click.echo("up to date: no new events since the last export with these options")
         return
@@ -601,7 +608,8 @@ def project_sft_jsonl(
     click.echo(
         f"{report.sessions_exported} of {report.sessions_considered} sessions exported"
         + (f"; skipped: {skipped}" if skipped else "")
-        + f" ({report.seconds:.1f} s)"
+        + f" ({report.seconds:.1f} s)",
+        err=err,
     )
 
 
@@ -931,7 +939,13 @@ def intents_generate(
 
 @intents.command("export")
 @db_option
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    required=True,
+    help="JSONL file; - for stdout.",
+)
 @click.option("--include-rejected", is_flag=True, help="Also write rejected intents.")
 @reports_errors
 def intents_export(db_url: str, output: Path, include_rejected: bool) -> None:
@@ -947,7 +961,10 @@ def intents_export(db_url: str, output: Path, include_rejected: bool) -> None:
 
     with open_store(db_url) as store:
         r = export_intents(store, output, load_library(), include_rejected=include_rejected)
-    click.echo(f"wrote {r.written} intents to {output} ({r.skipped_rejected} rejected left out)")
+    click.echo(
+        f"wrote {r.written} intents to {output} ({r.skipped_rejected} rejected left out)",
+        err=str(output) == "-",  # the JSONL itself went to stdout
+    )
 
 
 @intents.command("import")
@@ -1049,7 +1066,7 @@ def intents_space(db_url: str | None, pool_id: str | None, personas: int | None)
     "--output",
     type=click.Path(dir_okay=False, path_type=Path),
     default=None,
-    help="Write the report as JSON.",
+    help="Write the report as JSON (- for stdout).",
 )
 @click.option(
     "--plot",
@@ -1109,7 +1126,7 @@ def project_diversity(
                 plot=plot,
                 console=console,
             )
-    click.echo(text)
+    click.echo(text, err=str(output) == "-")  # with -o - the JSON report has stdout
 
 
 def _option_names(group: click.Group) -> dict[str, set[str]]:

@@ -34,8 +34,8 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from ise_es.errors import ConfigError, OutputError
-from ise_es.outputs import STDOUT, PendingOutput, atomic_output, check_output_path, is_stdout
 from ise_es.events import SessionEnded
+from ise_es.outputs import STDOUT, PendingOutput, atomic_output, check_output_path, is_stdout
 from ise_es.projections.audit import audit_session, load_lexicon
 from ise_es.projections.formats import RenderOptions, Unrepresentable, render
 from ise_es.projections.session import SESSION_EVENT_TYPES, SessionView, fold_session

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from jsonschema import Draft202012Validator
 
-from ise_es.errors import ConfigError
+from ise_es.errors import ConfigError, OutputError
 from ise_es.projections.export import (
     ExportOptions,
     export_sft,
@@ -134,7 +134,9 @@ def test_split_is_deterministic_and_stable(
         ("train=0.9", "add up to 0.9"),
         ("train=0.5,train=0.5", "named twice"),
         ("train:1", "bad split"),
-        ("train=-1,val=2", "bad split"),
+        ("train=-1,val=2", "bad share '-1' for split 'train'"),
+        ("train=nan,val=1", "bad share 'nan'"),
+        ("train=1.5,val=-0.5", "a share is a number from 0 to 1"),
     ],
 )
 def test_bad_splits(text: str, message: str) -> None:
@@ -171,10 +173,10 @@ def test_failed_export_leaves_no_file(
     target = outdir / "taken"
     target.mkdir(parents=True)
     (target / "x").write_text("a directory cannot be replaced by a file")
-    with pytest.raises(OSError):
+    with pytest.raises(OutputError, match="it is a directory"):
         export_sft(corpus, engines, target, ExportOptions())
     assert sorted(p.name for p in outdir.iterdir()) == ["taken"]
-    with pytest.raises(ConfigError, match="does not exist"):
+    with pytest.raises(OutputError, match="does not exist"):
         export_sft(corpus, engines, tmp_path / "no" / "out.jsonl", ExportOptions())
 
 
