@@ -328,7 +328,12 @@ def sessions() -> None:
 
 @sessions.command("list")
 @db_option
-@click.option("--status", default=None, help="Only sessions that ended with this status.")
+@click.option(
+    "--status",
+    type=click.Choice(["completed", "turn_cap", "stalled", "error", "interrupted", "running"]),
+    default=None,
+    help="Only sessions that ended with this status (running: not ended).",
+)
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
 @reports_errors
 def sessions_list(db_url: str, status: str | None, as_json: bool) -> None:

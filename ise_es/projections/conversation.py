@@ -8,6 +8,7 @@ carries.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
@@ -16,7 +17,22 @@ from ise_es.events import ModelCall, ToolCall, ToolCallFinished, UserTurn
 from ise_es.projections.secrets import redact as redact_secrets
 from ise_es.projections.session import AgentStep, SessionView, call_failed
 
-__all__ = ["Msg", "conversation", "system_prompt", "turn_spans"]
+__all__ = ["Msg", "conversation", "malformed_arguments", "system_prompt", "turn_spans"]
+
+
+def malformed_arguments(arguments: str) -> bool:
+    """Whether a tool call's raw arguments are not a JSON object, i.e. the model emitted a call
+    no tool could take (the runner answered "arguments are not valid JSON"). An empty string
+    counts as `{}`, as the runner reads it. Such a call rendered by a chat template is not
+    JSON, so the exports never train on it (`--malformed`)."""
+    text = arguments.strip()
+    if not text:
+        return False
+    try:
+        parsed = json.loads(text)
+    except ValueError:
+        return True
+    return not isinstance(parsed, dict)
 
 
 @dataclass(slots=True)

@@ -37,7 +37,7 @@ from ise_es.errors import ConfigError, OutputError
 from ise_es.events import SessionEnded
 from ise_es.outputs import STDOUT, PendingOutput, atomic_output, check_output_path, is_stdout
 from ise_es.projections.audit import audit_session, load_lexicon
-from ise_es.projections.formats import RenderOptions, Unrepresentable, render
+from ise_es.projections.formats import Excluded, RenderOptions, Unrepresentable, render
 from ise_es.projections.session import SESSION_EVENT_TYPES, SessionView, fold_session
 from ise_es.projections.tables import export_manifests
 from ise_es.store.base import EventStore, StoredEvent
@@ -262,6 +262,9 @@ class _Exporter:
                 return
         try:
             samples = render(view, options.render)
+        except Excluded as e:
+            self.skipped[e.reason] += 1
+            return
         except Unrepresentable:
             self.skipped[f"not expressible in {options.render.format}"] += 1
             return

@@ -27,9 +27,36 @@ sharegpt
     function_call values with a `<think>` block (LLaMA-Factory strips and re-inserts that
     prefix of function_call values), `drop` removes it, `field` is refused.
 middle
-    The ISE reference "middle format" (one object per trajectory; the newer keys), lossless
-    where the format allows: `success` is false for a non-zero exit or an error status, and
-    usage, latency and exit codes go under `metadata`.
+    The ISE reference "middle format", one object per trajectory, in either of the two shapes
+    the reference has written (`middle_shape`):
+      current (default) `status, session_id, intent_id, total_steps, enable_thinking,
+         messages, tools, skills, final_output, source_intent_count, source_intent_ids,
+         source_intents, session_finalized_by_intent_id, metadata`; arguments as JSON
+         objects (a malformed one stays the raw string); tool results and reasoning exactly
+         as the agent saw and wrote them (whitespace included: that is what the model read
+         and must learn to read).
+      legacy `status, session_id, intent, total_steps, enable_thinking, messages, tools,
+         skills, final_output, intent_id, metadata`, in that order; arguments as the JSON
+         strings the model emitted; tool results and reasoning stripped of leading and
+         trailing whitespace, as the reference's files are.
+    `tools` are the schemas the agent had (SessionStarted.tool_schemas: recorded, given to
+    `import openclaw --tools`, or inferred from the calls seen, as provenance says).
+    `success` (`success` option): `strict` (default) is `not call_failed(...)`, the rule in
+    `session.FAILURE_RULE` (a non-zero exit, an error status, `details.error` or an
+    `{"error": ...}` result is a failure); `reference` is `not isError`, the reference
+    converter's values. Usage, latency, exit codes and the raw details go under `metadata`.
+
+Malformed tool-call arguments (`malformed`; arguments that are not a JSON object, see
+`malformed_arguments`): a chat template renders them as a `<tool_call>` block that is not
+JSON, so training on them teaches broken calls, while the recovery after them is worth keeping.
+  mask (default) openai: `"weight": 0` on that assistant message (OpenAI fine-tuning's
+       per-message weight; the message and its error result stay as context). sharegpt has
+       no weights: the broken call and its observation are left out (M1: a message whose
+       calls are all broken goes with its text and reasoning; the turns still alternate).
+       middle is an archive, not a trainer format: kept as recorded, and
+       `metadata.malformed_tool_calls` lists `{message_index, tool_call_id}`.
+  drop the whole trajectory is skipped (counted as "malformed tool-call arguments").
+  keep exported as recorded.
 
 Reasoning: `field` puts it in `reasoning_content`, `think` renders it inline as Qwen3 chat
 templates do (`<think>\\n...\\n</think>\\n\\n` before the text), `drop` removes it. Per-turn
@@ -46,16 +73,27 @@ from typing import Any, Literal
 import msgspec
 
 from ise_es.errors import ConfigError
-from ise_es.projections.conversation import Msg, conversation, system_prompt, turn_spans
+from ise_es.projections.conversation import (
+    Msg,
+    conversation,
+    malformed_arguments,
+    system_prompt,
+    turn_spans,
+)
 from ise_es.projections.secrets import redact as redact_secrets
-from ise_es.projections.session import SessionView, function_schemas
+from ise_es.projections.session import SessionView, function_schemas, reference_failed
 
 __all__ = [
     "FORMATS",
+    "LEGACY_KEYS",
+    "Excluded",
     "Format",
+    "Malformed",
+    "MiddleShape",
     "Reasoning",
     "RenderOptions",
     "Samples",
+    "Success",
     "Unrepresentable",
     "render",
     "resolve_options",
@@ -64,7 +102,24 @@ __all__ = [
 Format = Literal["openai", "sharegpt", "middle"]
 Reasoning = Literal["field", "think", "drop"]
 Samples = Literal["trajectory", "per-turn"]
+Malformed = Literal["mask", "drop", "keep"]
+MiddleShape = Literal["current", "legacy"]
+Success = Literal["strict", "reference"]
 FORMATS: tuple[Format, ...] = ("openai", "sharegpt", "middle")
+LEGACY_KEYS = (
+    "status",
+    "session_id",
+    "intent",
+    "total_steps",
+    "enable_thinking",
+    "messages",
+    "tools",
+    "skills",
+    "final_output",
+    "intent_id",
+    "metadata",
+)
+"""The legacy middle shape's keys, in the order its files have them."""
 
 
 class Unrepresentable(Exception):
@@ -72,11 +127,22 @@ class Unrepresentable(Exception):
     content; the exporter skips and counts it."""
 
 
+class Excluded(Unrepresentable):
+    """The options exclude the session (`malformed="drop"`); `reason` is how it is counted."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
 class RenderOptions(msgspec.Struct, frozen=True, kw_only=True):
     format: Format = "openai"
     reasoning: Reasoning = "field"
     samples: Samples = "trajectory"
     redact: bool = False
+    malformed: Malformed = "mask"
+    middle_shape: MiddleShape = "current"
+    success: Success = "strict"
 
 
 def resolve_options(
@@ -85,6 +151,9 @@ def resolve_options(
     samples: str = "trajectory",
     *,
     redact: bool = False,
+    malformed: str = "mask",
+    middle_shape: str = "current",
+    success: str = "strict",
 ) -> RenderOptions:
     """Check a combination of options and fill the format's default reasoning mode.
 
@@ -104,6 +173,16 @@ def resolve_options(
             "sharegpt has no reasoning field: use --reasoning think (inline <think> blocks) "
             "or --reasoning drop"
         )
+    if malformed not in ("mask", "drop", "keep"):
+        raise ConfigError(f"unknown --malformed {malformed!r}: use mask, drop or keep")
+    if middle_shape not in ("current", "legacy"):
+        raise ConfigError(f"unknown middle shape {middle_shape!r}: use current or legacy")
+    if success not in ("strict", "reference"):
+        raise ConfigError(f"unknown success rule {success!r}: use strict or reference")
+    if format != "middle" and (middle_shape != "current" or success != "strict"):
+        raise ConfigError(
+            "--middle-shape and --success shape the middle format only: add --format middle"
+        )
     if format == "middle" and samples == "per-turn":
         raise ConfigError(
             "the middle format holds whole trajectories: use --samples trajectory, or "
@@ -114,6 +193,9 @@ def resolve_options(
         reasoning=reasoning,  # type: ignore[arg-type]
         samples=samples,  # type: ignore[arg-type]
         redact=redact,
+        malformed=malformed,  # type: ignore[arg-type]
+        middle_shape=middle_shape,  # type: ignore[arg-type]
+        success=success,  # type: ignore[arg-type]
     )
 
 
@@ -129,6 +211,10 @@ def render(view: SessionView, options: RenderOptions) -> list[dict[str, Any]]:
     """
     messages = conversation(view, redact=options.redact)
     system = system_prompt(view, redact=options.redact)
+    if options.malformed == "drop" and any(
+        malformed_arguments(c.arguments) for m in messages for c in m.tool_calls
+    ):
+        raise Excluded("malformed tool-call arguments")
     if options.format == "middle":
         return [_middle(view, system, messages, options)]
     renderer: Callable[..., dict[str, Any]] = _openai if options.format == "openai" else _sharegpt
@@ -157,7 +243,10 @@ def _openai(
         elif m.role == "tool":
             out.append({"role": "tool", "tool_call_id": m.call_id, "content": m.content})
         else:
-            out.append(_openai_assistant(m, i >= target, options, history=i < target))
+            masked = options.malformed == "mask" and any(
+                malformed_arguments(c.arguments) for c in m.tool_calls
+            )
+            out.append(_openai_assistant(m, i >= target, options, history=i < target or masked))
     return {"messages": out, "tools": function_schemas(view.started)}
 
 
@@ -238,9 +327,21 @@ def _sharegpt(
         if not m.tool_calls:
             i += 1
             continue
+        broken = (
+            {c.id for c in m.tool_calls if malformed_arguments(c.arguments)}
+            if options.malformed == "mask"
+            else set()
+        )
+        if len(broken) == len(m.tool_calls):  # M1: nothing left to teach in this message
+            texts.clear()
+            thoughts.clear()
+            i += 1
+            while i < len(messages) and messages[i].role == "tool":
+                i += 1
+            continue
         if last_from() not in ("human", "observation"):
             raise Unrepresentable("tool calls with no user message or result before them")
-        calls = [_call_object(c.name, c.arguments) for c in m.tool_calls]
+        calls = [_call_object(c.name, c.arguments) for c in m.tool_calls if c.id not in broken]
         text = "\n\n".join(t for t in texts if t)
         if text:
             calls[0]["content"] = text
@@ -251,7 +352,8 @@ def _sharegpt(
         i += 1
         results: list[str] = []
         while i < len(messages) and messages[i].role == "tool":
-            results.append(messages[i].content)
+            if messages[i].call_id not in broken:
+                results.append(messages[i].content)
             i += 1
         if not results:
             raise Unrepresentable("tool calls without results")
@@ -292,10 +394,26 @@ def _scrub(value: Any, clean: Callable[[str], str]) -> Any:
     return value
 
 
+def _middle_tool_message(m: Msg, options: RenderOptions, legacy: bool) -> dict[str, Any]:
+    failed = (
+        reference_failed(m.finished)
+        if options.success == "reference" and m.finished is not None
+        else not m.success
+    )
+    return {
+        "role": "tool",
+        "name": m.name,
+        "tool_call_id": m.call_id,
+        "content": m.content.strip() if legacy else m.content,
+        "success": not failed,
+    }
+
+
 def _middle(
     view: SessionView, system: str, messages: list[Msg], options: RenderOptions
 ) -> dict[str, Any]:
     clean: Callable[[str], str] = redact_secrets if options.redact else (lambda s: s)
+    legacy = options.middle_shape == "legacy"
     started = view.started
     record: dict[str, Any] = dict(started.intent_record) if started else {}
     out: list[dict[str, Any]] = []
@@ -303,6 +421,7 @@ def _middle(
         out.append({"role": "system", "content": system})
     tool_results: list[dict[str, Any]] = []
     model_calls: list[dict[str, Any]] = []
+    malformed: list[dict[str, Any]] = []
     any_reasoning = False
     final_output = ""
     for m in messages:
@@ -312,19 +431,28 @@ def _middle(
             message: dict[str, Any] = {"role": "assistant", "content": m.content}
             if m.reasoning and options.reasoning != "drop":
                 any_reasoning = True
+                reasoning = m.reasoning.strip() if legacy else m.reasoning
                 if options.reasoning == "field":
-                    message["reasoning_content"] = m.reasoning
+                    message["reasoning_content"] = reasoning
                 else:
-                    message["content"] = _think(m.reasoning, m.content)
+                    message["content"] = _think(reasoning, m.content)
             if m.tool_calls:
                 message["tool_calls"] = [
                     {
                         "id": c.id,
                         "type": "function",
-                        "function": {"name": c.name, "arguments": _arguments_value(c.arguments)},
+                        "function": {
+                            "name": c.name,
+                            "arguments": c.arguments if legacy else _arguments_value(c.arguments),
+                        },
                     }
                     for c in m.tool_calls
                 ]
+                malformed.extend(
+                    {"message_index": len(out), "tool_call_id": c.id}
+                    for c in m.tool_calls
+                    if malformed_arguments(c.arguments)
+                )
             final_output = m.content
             if m.model_call is not None:
                 call = m.model_call
@@ -341,15 +469,7 @@ def _middle(
                 )
             out.append(message)
         else:
-            out.append(
-                {
-                    "role": "tool",
-                    "name": m.name,
-                    "tool_call_id": m.call_id,
-                    "content": m.content,
-                    "success": m.success,
-                }
-            )
+            out.append(_middle_tool_message(m, options, legacy))
             if m.finished is not None:
                 f = m.finished
                 tool_results.append(
@@ -367,18 +487,52 @@ def _middle(
                 )
     intent_text = clean(started.intent) if started else ""
     intent_id = view.intent_id
-    task_type = record.get("task_type") or ",".join(str(t) for t in record.get("tasks", []))
     ended = view.ended
-    return {
+    metadata: dict[str, Any] = {
+        "persona": started.persona if started else None,
+        "domains": record.get("domains", []),
+        "tasks": record.get("tasks", []),
+        "complexity": record.get("complexity"),
+        "success_rule": options.success,
+        "session": {
+            "stream_id": view.stream_id,
+            "status": view.status,
+            "reason": ended.reason if ended else "",
+            "user_turns": len(view.user_turns()),
+            "sandbox_backend": started.sandbox_backend if started else "",
+            "template": started.template if started else "",
+            "template_digest": started.template_digest if started else "",
+            "models": [msgspec.to_builtins(s) for s in started.models] if started else [],
+            "provenance": _scrub(started.provenance, clean) if started else {},
+        },
+        "tool_results": tool_results,
+        "model_calls": model_calls,
+    }
+    if malformed:
+        metadata["malformed_tool_calls"] = malformed
+    common = {
         "status": view.status or "open",
         "session_id": view.session_id,
-        "intent_id": intent_id,
         "total_steps": view.tool_call_count(),
         "enable_thinking": any_reasoning,
         "messages": out,
         "tools": function_schemas(started),
         "skills": list(record.get("skills_used", [])),
         "final_output": final_output,
+    }
+    if legacy:
+        return {
+            **{k: common[k] for k in ("status", "session_id")},
+            "intent": intent_text,
+            **{k: common[k] for k in LEGACY_KEYS[3:9]},
+            "intent_id": intent_id,
+            "metadata": metadata,
+        }
+    task_type = record.get("task_type") or ",".join(str(t) for t in record.get("tasks", []))
+    return {
+        **{k: common[k] for k in ("status", "session_id")},
+        "intent_id": intent_id,
+        **{k: common[k] for k in LEGACY_KEYS[3:9]},
         "source_intent_count": 1,
         "source_intent_ids": [intent_id],
         "source_intents": [
@@ -389,22 +543,5 @@ def _middle(
             }
         ],
         "session_finalized_by_intent_id": intent_id,
-        "metadata": {
-            "persona": started.persona if started else None,
-            "domains": record.get("domains", []),
-            "complexity": record.get("complexity"),
-            "session": {
-                "stream_id": view.stream_id,
-                "status": view.status,
-                "reason": ended.reason if ended else "",
-                "user_turns": len(view.user_turns()),
-                "sandbox_backend": started.sandbox_backend if started else "",
-                "template": started.template if started else "",
-                "template_digest": started.template_digest if started else "",
-                "models": [msgspec.to_builtins(s) for s in started.models] if started else [],
-                "provenance": _scrub(started.provenance, clean) if started else {},
-            },
-            "tool_results": tool_results,
-            "model_calls": model_calls,
-        },
+        "metadata": metadata,
     }

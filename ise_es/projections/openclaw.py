@@ -2,21 +2,31 @@
 
 One file is one session stream (`session-<header uuid, hex>`), appended in ONE call, so a file
 is imported whole or not at all: every line is parsed and mapped before anything is written,
-and a line that does not parse is reported with file and line. Event ids are derived from the
-file's sha256 and the line number, so importing the same file again is a no-op; a different
-file claiming an already imported session is refused (the log is append-only).
+and a line that does not parse is reported with file and line (`skip_invalid` leaves such
+lines out instead, e.g. the cut-off last line of a file copied while the agent still wrote,
+and reports them). Event ids are derived from the file's sha256 and the line number, so
+importing the same file again is a no-op; a different file claiming an already imported
+session is refused (the log is append-only).
 
 Mapping (the reference converter's known losses are not repeated):
 - user message -> UserTurn; the client envelope (`[Thu 2026-03-26 21:29 GMT+8] `) is stripped.
 - assistant message -> ModelCall(role=agent: usage, latency, and the content blocks in their
   original order under `response`) + AgentMessage (text, reasoning from thinking blocks, tool
   calls). Messages holding only thinking are kept.
-- toolResult -> ToolCallStarted + ToolCallFinished; the outcome comes from `isError` AND
-  `details` (non-zero exitCode, status error/failed): `is_error` is that derived outcome and
-  `details` is the original plus the raw `isError`.
+- toolResult -> ToolCallStarted + ToolCallFinished; the outcome follows FAILURE_RULE
+  (`isError` AND `details` AND an `{"error": ...}` result text): `is_error` is that derived
+  outcome and `details` is the original plus the raw `isError`.
 - session header, model/thinking-level changes and custom entries -> SessionStarted
-  (provenance: file name, digest, cwd, ...). The file records no tool schemas, so the
-  reference OpenClaw tool set (FORMATS.md section 1) is attached, and provenance says so.
+  (provenance: file name, digest, cwd, ...). The file records no tool schemas, so `tools`
+  (the agent's real schemas, e.g. its runtime catalogue) are attached when given; otherwise
+  each tool the agent used gets a schema inferred from the arguments seen (types, and the
+  keys present in every call as required), and `provenance.tool_schemas_source` says which.
+  Tools the agent never called are then unknown, and never invented.
+- `intents` (reference-schema records by id) attach the intent, persona, domains, tasks and
+  complexity to a session whose file name carries the intent id, as the reference names
+  them: `intent_<id>__<worker>__<uuid>.jsonl`.
+- The header's timestamp and the last entry's become `SessionStarted.started_at` and
+  `SessionEnded.ended_at`, so the session shows when it really ran, not when it was imported.
 - The session ends `completed`: the reference archived only finished sessions.
 """
 
@@ -49,14 +59,19 @@ from ise_es.events import (
     Usage,
     UserTurn,
 )
-from ise_es.projections.session import FAILED_STATUSES
+from ise_es.projections.session import function_schemas, outcome_failed
 from ise_es.store.base import EventStore, NewEvent
 
 __all__ = [
     "ENVELOPE",
     "FileResult",
     "ParsedSession",
+    "append_session",
     "import_openclaw",
+    "infer_tool_schemas",
+    "intent_id_from_name",
+    "load_intents",
+    "load_tool_schemas",
     "openclaw_files",
     "parse_openclaw",
     "reference_tool_schemas",
@@ -89,6 +104,9 @@ class ParsedSession(msgspec.Struct, kw_only=True):
     events: list[NewEvent]
     user_turns: int
     tool_calls: int
+    skipped: list[str] = []
+    """`FILE:LINE: problem` of each line left out under `skip_invalid`."""
+    intent_attached: bool = False
 
 
 class FileResult(msgspec.Struct, kw_only=True):
@@ -98,6 +116,8 @@ class FileResult(msgspec.Struct, kw_only=True):
     """imported | already imported | failed"""
     events: int = 0
     error: str = ""
+    skipped: list[str] = []
+    intent_attached: bool = False
 
 
 def _event_id(digest: str, line: int, part: int) -> str:
@@ -131,14 +151,6 @@ def _int(value: Any) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
-def _failed(is_error: bool, details: dict[str, Any]) -> bool:
-    status = details.get("status")
-    if isinstance(status, str) and status.lower() in FAILED_STATUSES:
-        return True
-    code = _int(details.get("exitCode"))
-    return is_error or (code is not None and code != 0)
-
-
 class _Mapper:
     """Turns the entries of one file into events, remembering where each came from."""
 
@@ -157,6 +169,9 @@ class _Mapper:
         self.thinking_levels: list[str] = []
         self.custom: Counter[str] = Counter()
         self.ignored: Counter[str] = Counter()
+        self.arguments: dict[str, list[Any]] = {}
+        """tool name -> the arguments of each call to it, in the order of first use"""
+        self.last_time: float | None = None
 
     def add(self, line: int, part: int, event: Event) -> None:
         self.events.append(NewEvent(event, event_id=_event_id(self.digest, line, part)))
@@ -166,6 +181,9 @@ class _Mapper:
 
     def entry(self, line: int, entry: dict[str, Any]) -> None:
         kind = entry.get("type")
+        when = _epoch_ms(entry.get("timestamp"))
+        if when is not None:
+            self.last_time = when / 1000
         if kind == "message":
             message = entry.get("message")
             if not isinstance(message, dict):
@@ -211,6 +229,7 @@ class _Mapper:
             args = block.get("arguments")
             raw = args if isinstance(args, str) else json.dumps(args, ensure_ascii=False)
             call = ToolCall(id=call_id, name=name, arguments=raw)
+            self.arguments.setdefault(name, []).append(args)
             calls.append(call)
             self.calls[call_id] = (call, self.turn, self.step, self.n_calls)
             self.n_calls += 1
@@ -286,14 +305,17 @@ class _Mapper:
             )
         error = details.get("error")
         duration = details.get("durationMs")
+        result_text = "\n".join(_texts(message.get("content")))
         self.add(
             line,
             1,
             ToolCallFinished(
                 call_id=call_id,
                 tool=tool or (known[0].name if known else ""),
-                result_text="\n".join(_texts(message.get("content"))),
-                is_error=_failed(is_error, details),
+                result_text=result_text,
+                is_error=outcome_failed(
+                    is_error=is_error, details=details, result_text=result_text
+                ),
                 exit_code=_int(details.get("exitCode")),
                 timed_out=str(details.get("status", "")).lower() in ("timeout", "timed_out"),
                 duration_ms=float(duration) if isinstance(duration, int | float) else 0.0,
@@ -303,7 +325,153 @@ class _Mapper:
         )
 
 
-def parse_openclaw(path: str | Path) -> ParsedSession:
+def _json_type(value: Any) -> str:
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "integer"
+    if isinstance(value, float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "array"
+    if isinstance(value, dict):
+        return "object"
+    return "null"
+
+
+def infer_tool_schemas(arguments: dict[str, list[Any]]) -> list[dict[str, Any]]:
+    """OpenAI function schemas for the tools used, from the arguments of their calls: each
+    key seen becomes a property typed by the JSON types seen (integer and number merge to
+    number), required when every call had it. Descriptions stay empty: nothing says them."""
+    out: list[dict[str, Any]] = []
+    for name, calls in arguments.items():
+        objects = [a for a in calls if isinstance(a, dict)]
+        types: dict[str, list[str]] = {}
+        for args in objects:
+            for key, value in args.items():
+                seen = types.setdefault(key, [])
+                kind = _json_type(value)
+                if kind not in seen:
+                    seen.append(kind)
+        properties: dict[str, Any] = {}
+        for key, kinds in types.items():
+            if "integer" in kinds and "number" in kinds:
+                kinds = [k for k in kinds if k != "integer"]
+            properties[key] = {"type": kinds[0] if len(kinds) == 1 else kinds}
+        required = [k for k in types if objects and all(k in a for a in objects)]
+        parameters: dict[str, Any] = {"type": "object", "properties": properties}
+        if required:
+            parameters["required"] = required
+        out.append(
+            {
+                "type": "function",
+                "function": {"name": name, "description": "", "parameters": parameters},
+            }
+        )
+    return out
+
+
+def load_tool_schemas(path: str | Path) -> list[dict[str, Any]]:
+    """The agent's real tool schemas from a JSON file: a list of function schemas (wrapped
+    `{type, function}` or bare `{name, description, parameters}`), or an object holding them
+    under `tools` (a middle-format file or a runtime catalogue).
+
+    Raises:
+        InvalidInput: unreadable, not JSON, or no list of named schemas.
+    """
+    p = Path(path)
+    try:
+        data = json.loads(p.read_bytes())
+    except OSError as e:
+        raise InvalidInput(f"{p}: cannot read: {e.strerror or e}") from e
+    except ValueError as e:
+        raise InvalidInput(f"{p}: not JSON ({e})") from e
+    if isinstance(data, dict):
+        data = data.get("tools")
+    if isinstance(data, str):  # sharegpt keeps `tools` as a JSON string
+        try:
+            data = json.loads(data)
+        except ValueError:
+            data = None
+    if not isinstance(data, list) or not data:
+        raise InvalidInput(f"{p}: expected a JSON list of tool schemas (or an object with 'tools')")
+    started = SessionStarted(session_id="", intent_id="", intent="", tool_schemas=data)
+    schemas = function_schemas(started)
+    for i, schema in enumerate(schemas):
+        if not isinstance(schema["function"], dict) or not isinstance(
+            schema["function"].get("name"), str
+        ):
+            raise InvalidInput(f"{p}: tool schema {i} has no string 'name'")
+    return schemas
+
+
+def load_intents(path: str | Path) -> dict[str, dict[str, Any]]:
+    """Reference-schema intent records by id (broken lines fail, naming file and line).
+
+    Raises:
+        InvalidInput: the file cannot be read or a line is broken.
+    """
+    from ise_es.intents.jsonl import parse_intents_file
+
+    parsed, _ = parse_intents_file(Path(path))
+    return {
+        p.intent_id: {**p.record, "id": p.intent_id, "natural_language_intent": p.text}
+        for p in parsed
+    }
+
+
+def intent_id_from_name(name: str, known: Iterable[str] = ()) -> str | None:
+    """The intent id in a reference session file name, `intent_<id>__<worker>__<uuid>.jsonl`
+    (`intent_58f206b3` or `58f206b3`, whichever `known` holds); None without that shape."""
+    stem = name.removesuffix(".jsonl")
+    head, sep, _ = stem.partition("__")
+    if not sep or not head.startswith("intent_"):
+        return None
+    ids = set(known)
+    for candidate in (head, head.removeprefix("intent_")):
+        if candidate in ids:
+            return candidate
+    return head
+
+
+def _parse_lines(
+    data: bytes, mapper: _Mapper, skip_invalid: bool, skipped: list[str]
+) -> tuple[dict[str, Any] | None, int]:
+    header: dict[str, Any] | None = None
+    last_line = 0
+    for number, raw in enumerate(data.split(b"\n"), start=1):
+        if not raw.strip():
+            continue
+        last_line = number
+        try:
+            entry = json.loads(raw)
+        except (ValueError, UnicodeDecodeError) as e:
+            if skip_invalid:
+                skipped.append(f"{mapper.path}:{number}: not a JSON object ({e})")
+                continue
+            raise mapper.fail(number, f"not a JSON object ({e}); --skip-invalid to go on") from e
+        if not isinstance(entry, dict) or not isinstance(entry.get("type"), str):
+            raise mapper.fail(number, "an entry must be a JSON object with a string 'type'")
+        if header is None:
+            if entry["type"] != "session":
+                raise mapper.fail(number, "the first entry must be the session header")
+            header = entry
+            continue
+        if entry["type"] == "session":
+            raise mapper.fail(number, "a second session header")
+        mapper.entry(number, entry)
+    return header, last_line
+
+
+def parse_openclaw(
+    path: str | Path,
+    *,
+    tools: list[dict[str, Any]] | None = None,
+    intents: dict[str, dict[str, Any]] | None = None,
+    skip_invalid: bool = False,
+) -> ParsedSession:
     """Parse one OpenClaw session file into the events of its session stream.
 
     Raises:
@@ -316,44 +484,42 @@ def parse_openclaw(path: str | Path) -> ParsedSession:
         raise InvalidInput(f"{p}: cannot read: {e.strerror or e}") from e
     digest = hashlib.sha256(data).hexdigest()
     mapper = _Mapper(p, digest)
-    header: dict[str, Any] | None = None
-    last_line = 0
-    for number, raw in enumerate(data.split(b"\n"), start=1):
-        if not raw.strip():
-            continue
-        last_line = number
-        try:
-            entry = json.loads(raw)
-        except (ValueError, UnicodeDecodeError) as e:
-            raise mapper.fail(number, f"not a JSON object ({e})") from e
-        if not isinstance(entry, dict) or not isinstance(entry.get("type"), str):
-            raise mapper.fail(number, "an entry must be a JSON object with a string 'type'")
-        if header is None:
-            if entry["type"] != "session":
-                raise mapper.fail(number, "the first entry must be the session header")
-            header = entry
-            continue
-        if entry["type"] == "session":
-            raise mapper.fail(number, "a second session header")
-        mapper.entry(number, entry)
+    skipped: list[str] = []
+    header, last_line = _parse_lines(data, mapper, skip_invalid, skipped)
     if header is None:
         raise InvalidInput(f"{p}: empty file (no session header)")
     try:
         session_id = uuid.UUID(str(header.get("id"))).hex
     except ValueError as e:
         raise mapper.fail(1, f"session id {header.get('id')!r} is not a UUID") from e
-    intent = mapper.first_user or ""
+    first_user = mapper.first_user or ""
+    intent_id = intent_id_from_name(p.name, intents or {})
+    record = (intents or {}).get(intent_id or "")
     models = [ModelSpec(role="agent", backend="openclaw", model=m) for m in mapper.models] or [
         ModelSpec(role="agent", backend="openclaw", model=str(c.get("modelId")))
         for c in mapper.model_changes[:1]
     ]
+    if tools is not None:
+        schemas, schema_source = tools, "given (import openclaw --tools)"
+    else:
+        schemas = infer_tool_schemas(mapper.arguments)
+        schema_source = (
+            f"inferred from the arguments of {mapper.n_calls} observed calls (no --tools "
+            "file): only the tools the agent used, without descriptions"
+        )
+    metadata = record.get("metadata") if record else None
+    persona = metadata.get("persona") if isinstance(metadata, dict) else None
+    header_time = _epoch_ms(header.get("timestamp"))
     started = SessionStarted(
         session_id=session_id,
-        intent_id=f"openclaw_{session_id[:16]}",
-        intent=intent,
-        intent_record={"source": "openclaw", "natural_language_intent": intent},
+        intent_id=(record or {}).get("id") or intent_id or f"openclaw_{session_id[:16]}",
+        intent=str(record["natural_language_intent"]) if record else first_user,
+        intent_record={"source": "openclaw", **record}
+        if record
+        else {"source": "openclaw", "natural_language_intent": first_user},
+        persona=persona if isinstance(persona, dict) else None,
         models=models,
-        tool_schemas=reference_tool_schemas(),
+        tool_schemas=schemas,
         sandbox_backend="openclaw",
         provenance={
             "imported": True,
@@ -368,14 +534,18 @@ def parse_openclaw(path: str | Path) -> ParsedSession:
             "thinking_levels": mapper.thinking_levels,
             "custom_entries": dict(mapper.custom),
             "ignored_entries": dict(mapper.ignored),
-            "tool_schemas_source": "reference OpenClaw tool set (not recorded in the file)",
+            "tool_schemas_source": schema_source,
+            "intent_source": "import openclaw --intents" if record else "first user message",
+            "skipped_lines": skipped,
         },
+        started_at=header_time / 1000 if header_time is not None else None,
     )
     ended = SessionEnded(
         status="completed",
         reason="imported from OpenClaw; the reference archived only finished sessions",
         user_turns=mapper.turn,
         tool_calls=mapper.n_calls,
+        ended_at=mapper.last_time,
     )
     events = [
         NewEvent(started, event_id=_event_id(digest, 1, 0)),
@@ -390,6 +560,8 @@ def parse_openclaw(path: str | Path) -> ParsedSession:
         events=events,
         user_turns=mapper.turn,
         tool_calls=mapper.n_calls,
+        skipped=skipped,
+        intent_attached=record is not None,
     )
 
 
@@ -411,48 +583,53 @@ def openclaw_files(paths: Iterable[str | Path]) -> list[Path]:
     return out
 
 
-def import_openclaw(store: EventStore, paths: Iterable[str | Path]) -> list[FileResult]:
+def append_session(store: EventStore, path: str | Path, parsed: ParsedSession) -> FileResult:
+    """Append one parsed session unless the store holds it already (same source digest: a
+    no-op) or holds another source's session under that id (refused: append-only)."""
+    head = store.read_stream(parsed.stream_id, 1, to_version=1)
+    if head:
+        first = head[0].data
+        source = (
+            first.provenance.get("source_digest") if isinstance(first, SessionStarted) else None
+        )
+        if source == parsed.digest:
+            return FileResult(path=str(path), stream_id=parsed.stream_id, status="already imported")
+        return FileResult(
+            path=str(path),
+            stream_id=parsed.stream_id,
+            status="failed",
+            error=(
+                f"{path}: session {parsed.stream_id} is already in the store from another "
+                f"file (digest {str(source)[:12]}, this file {parsed.digest[:12]}); the log "
+                "is append-only"
+            ),
+        )
+    result = store.append(parsed.stream_id, parsed.events, 0)
+    return FileResult(
+        path=str(path),
+        stream_id=parsed.stream_id,
+        status="imported" if result.appended else "already imported",
+        events=result.appended,
+        skipped=parsed.skipped,
+        intent_attached=parsed.intent_attached,
+    )
+
+
+def import_openclaw(
+    store: EventStore,
+    paths: Iterable[str | Path],
+    *,
+    tools: list[dict[str, Any]] | None = None,
+    intents: dict[str, dict[str, Any]] | None = None,
+    skip_invalid: bool = False,
+) -> list[FileResult]:
     """Import each file as one session; a bad file is reported and the others go on."""
     results: list[FileResult] = []
     for path in openclaw_files(paths):
         try:
-            parsed = parse_openclaw(path)
+            parsed = parse_openclaw(path, tools=tools, intents=intents, skip_invalid=skip_invalid)
         except InvalidInput as e:
             results.append(FileResult(path=str(path), status="failed", error=str(e)))
             continue
-        head = store.read_stream(parsed.stream_id, 1, to_version=1)
-        if head:
-            first = head[0].data
-            source = (
-                first.provenance.get("source_digest") if isinstance(first, SessionStarted) else None
-            )
-            if source == parsed.digest:
-                results.append(
-                    FileResult(
-                        path=str(path), stream_id=parsed.stream_id, status="already imported"
-                    )
-                )
-            else:
-                results.append(
-                    FileResult(
-                        path=str(path),
-                        stream_id=parsed.stream_id,
-                        status="failed",
-                        error=(
-                            f"{path}: session {parsed.stream_id} is already in the store from "
-                            f"another file (digest {str(source)[:12]}, this file "
-                            f"{parsed.digest[:12]}); the log is append-only"
-                        ),
-                    )
-                )
-            continue
-        result = store.append(parsed.stream_id, parsed.events, 0)
-        results.append(
-            FileResult(
-                path=str(path),
-                stream_id=parsed.stream_id,
-                status="imported" if result.appended else "already imported",
-                events=result.appended,
-            )
-        )
+        results.append(append_session(store, path, parsed))
     return results

@@ -14,7 +14,12 @@ import msgspec
 
 from ise_es.projections.audit import AuditSummary, SessionAudit, load_lexicon, summarize
 from ise_es.projections.export import ExportOptions, ExportReport, export_sft
-from ise_es.projections.openclaw import FileResult, import_openclaw
+from ise_es.projections.openclaw import (
+    FileResult,
+    import_openclaw,
+    load_intents,
+    load_tool_schemas,
+)
 from ise_es.projections.readmodel import (
     AuditModel,
     CatchUpResult,
@@ -104,6 +109,19 @@ def run_export(
         return export_sft(store, engines, output, options, force=force)
 
 
-def import_files(url: str, paths: Iterable[str | Path]) -> list[FileResult]:
+def import_files(
+    url: str,
+    paths: Iterable[str | Path],
+    *,
+    tools: str | Path | None = None,
+    intents: str | Path | None = None,
+    skip_invalid: bool = False,
+) -> list[FileResult]:
+    """`import openclaw`: files named by `tools` and `intents` are read before the store is
+    opened, so a bad one fails before anything is imported."""
+    schemas = load_tool_schemas(tools) if tools is not None else None
+    records = load_intents(intents) if intents is not None else None
     with open_projection_store(url) as (store, _):
-        return import_openclaw(store, paths)
+        return import_openclaw(
+            store, paths, tools=schemas, intents=records, skip_invalid=skip_invalid
+        )

@@ -7,6 +7,7 @@ exactly what the agent saw, and the raw bytes stay in the log for replay.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,6 +26,7 @@ from ise_es.store.base import StoredEvent
 
 __all__ = [
     "FAILED_STATUSES",
+    "FAILURE_RULE",
     "SESSION_EVENT_TYPES",
     "AgentStep",
     "Entry",
@@ -32,6 +34,9 @@ __all__ = [
     "call_failed",
     "fold_session",
     "function_schemas",
+    "outcome_failed",
+    "reference_failed",
+    "result_reports_error",
     "session_id_of",
 ]
 
@@ -50,24 +55,86 @@ needed, and skipping them in the query saves decoding a third of a session's eve
 
 FAILED_STATUSES = frozenset({"error", "failed", "failure", "timeout", "timed_out", "killed"})
 
+FAILURE_RULE = """A tool call failed when any of its signals says so:
+  - the tool reported an error (`is_error`, OpenClaw's `isError`), timed out or was killed by
+    a signal;
+  - it exited non-zero (`exit_code`, or `details.exitCode`);
+  - `details.status` is one of error, failed, failure, timeout, timed_out, killed;
+  - `details.error` is set (a non-empty string, object or list);
+  - the result text is a JSON object whose top-level `error` is set
+    (`{"error": "unsupported_freshness"}` from a web tool that left `isError` false).
+Everything else succeeded: a backgrounded command still `running` has not failed."""
+"""The rule behind `success` in every export and behind the failure statistics. It is stricter
+than the reference converter, whose `success` is `not isError` alone (`--success reference`
+reproduces that)."""
+
+
+def _error_value(value: Any) -> bool:
+    """A non-empty `error` (string, object or list): `None`, `""` and `false` say no error."""
+    return value is not None and value is not False and value != "" and value != {}
+
+
+def result_reports_error(text: str) -> bool:
+    """Whether a tool result's text is a JSON object whose top-level `error` is set, as
+    OpenClaw's web tools answer (`{"error": "unsupported_freshness", ...}`, `isError` false)."""
+    head = text.lstrip()
+    if not head.startswith("{") or '"error"' not in head:
+        return False
+    try:
+        parsed = json.loads(head)
+    except ValueError:
+        return False
+    return isinstance(parsed, dict) and _error_value(parsed.get("error"))
+
+
+def outcome_failed(
+    *,
+    is_error: bool,
+    details: dict[str, Any],
+    result_text: str = "",
+    exit_code: int | None = None,
+    timed_out: bool = False,
+    signal: int | None = None,
+) -> bool:
+    """The one failure rule (FAILURE_RULE), from the raw signals a result carries; the
+    importers use it to set `is_error` and `call_failed` applies it to a recorded result."""
+    if is_error or timed_out or signal is not None:
+        return True
+    if exit_code not in (None, 0):
+        return True
+    status = details.get("status")
+    if isinstance(status, str) and status.lower() in FAILED_STATUSES:
+        return True
+    code = details.get("exitCode")
+    if isinstance(code, int) and not isinstance(code, bool) and code != 0:
+        return True
+    if _error_value(details.get("error")):
+        return True
+    return result_reports_error(result_text)
+
 
 def call_failed(finished: ToolCallFinished) -> bool:
-    """Whether a tool call failed, from every signal it carries.
+    """Whether a tool call failed, from every signal it carries (see FAILURE_RULE).
 
     `is_error` alone misses commands that ran and failed (a non-zero exit code, or a `details`
     status of error/failed): the reference converter's `success` came from `isError` alone and
     so called failed commands successful.
     """
-    if finished.is_error or finished.timed_out or finished.signal is not None:
-        return True
-    if finished.exit_code not in (None, 0):
-        return True
-    details = finished.details
-    status = details.get("status")
-    if isinstance(status, str) and status.lower() in FAILED_STATUSES:
-        return True
-    code = details.get("exitCode")
-    return isinstance(code, int) and not isinstance(code, bool) and code != 0
+    return outcome_failed(
+        is_error=finished.is_error,
+        details=finished.details,
+        result_text=finished.result_text,
+        exit_code=finished.exit_code,
+        timed_out=finished.timed_out,
+        signal=finished.signal,
+    )
+
+
+def reference_failed(finished: ToolCallFinished) -> bool:
+    """The reference converter's rule: failed only when the raw `isError` flag says so (the
+    importers keep the raw flag in `details["isError"]`; recorded calls have `is_error`)."""
+    raw = finished.details.get("isError")
+    return raw if isinstance(raw, bool) else finished.is_error
 
 
 def session_id_of(stream_id: str) -> str:

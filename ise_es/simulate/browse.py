@@ -82,9 +82,12 @@ def list_sessions(store: EventStore, *, status: str | None = None) -> list[Sessi
     ends: dict[str, tuple[SessionEnded, float]] = {}
     for event in store.iter_all(types=["session_started", "session_ended"], batch=5000):
         if isinstance(event.data, SessionStarted):
-            starts[event.stream_id] = (event.data, event.recorded_at)
+            # Imported sessions carry their real times; the envelope holds the import's.
+            at = event.data.started_at
+            starts[event.stream_id] = (event.data, event.recorded_at if at is None else at)
         elif isinstance(event.data, SessionEnded):
-            ends[event.stream_id] = (event.data, event.recorded_at)
+            end_at = event.data.ended_at
+            ends[event.stream_id] = (event.data, event.recorded_at if end_at is None else end_at)
     rows = []
     for stream_id, (start, at) in sorted(starts.items(), key=lambda kv: (kv[1][1], kv[0])):
         end = ends.get(stream_id)

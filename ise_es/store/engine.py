@@ -21,6 +21,7 @@ its own transaction (one round trip).
 from __future__ import annotations
 
 import os
+import sqlite3
 from typing import Any
 
 import sqlalchemy as sa
@@ -114,10 +115,24 @@ def _fork_safe(engine: sa.Engine) -> None:
 
 
 def configure_sqlite(dbapi_conn: Any) -> None:
-    """Settings every SQLite connection of ours gets (see the module docstring)."""
+    """Settings every SQLite connection of ours gets (see the module docstring).
+
+    Raises:
+        StoreUnavailable: the file has an SQLite header but is not a readable database
+            (damaged, encrypted): the first PRAGMA is where the driver finds out.
+    """
     dbapi_conn.isolation_level = None  # we issue BEGIN ourselves
     cur = dbapi_conn.cursor()
-    cur.execute("PRAGMA journal_mode=WAL")
+    try:
+        cur.execute("PRAGMA journal_mode=WAL")
+    except sqlite3.OperationalError:
+        raise  # locked, cannot open...: translated by the caller, which knows the URL
+    except sqlite3.DatabaseError as e:
+        path = next((row[2] for row in cur.execute("PRAGMA database_list")), "")
+        raise StoreUnavailable(
+            f"cannot open the SQLite store {path}: {e} (a damaged or foreign file, not an "
+            "ise-es store): check the --db path"
+        ) from e
     cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
     cur.execute("PRAGMA synchronous=FULL")
     cur.close()

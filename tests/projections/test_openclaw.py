@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -58,7 +59,16 @@ def test_session_shape() -> None:
     assert started.provenance["custom_entries"] == {"model-snapshot": 1}
     assert started.intent.startswith("Count the lines")
     assert [m.model for m in started.models] == ["qwen3-32b"]
-    assert {s["function"]["name"] for s in started.tool_schemas} >= {"exec", "write", "process"}
+    # no --tools: only the tools the agent used, each inferred from its calls
+    assert [s["function"]["name"] for s in started.tool_schemas] == ["exec", "write"]
+    exec_params = started.tool_schemas[0]["function"]["parameters"]
+    assert exec_params == {
+        "type": "object",
+        "properties": {"command": {"type": "string"}},
+        "required": ["command"],
+    }
+    assert started.provenance["tool_schemas_source"].startswith("inferred from the arguments")
+    assert started.started_at == datetime(2026, 3, 26, 13, 29, 0, 120000, UTC).timestamp()
     assert isinstance(ended, SessionEnded) and ended.status == "completed"
     assert (ended.user_turns, ended.tool_calls) == (2, 3)
     users = [e for e in events if isinstance(e, UserTurn)]
