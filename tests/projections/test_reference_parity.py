@@ -5,6 +5,7 @@ had, the success rule, whitespace, intents by file name, real times, cut-off fil
 from __future__ import annotations
 
 import json
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ from click.testing import CliRunner
 
 from cli import main
 from ise_es.projections.session import result_reports_error
+from ise_es.store.sql import open_store
 
 REFERENCE = Path(__file__).resolve().parents[2] / "fixtures" / "reference"
 SESSIONS = REFERENCE / "sessions"
@@ -28,9 +30,21 @@ def run(*args: str) -> tuple[int, str, str]:
     return result.exit_code, result.stdout, result.stderr
 
 
+def wait_visible(db: str) -> None:
+    """Until catch-up readers see every event (on PostgreSQL they take only rows below the
+    oldest running transaction of the whole server, and other tests share it)."""
+    with open_store(db) as store:
+        last = max(store.read_stream(s.stream_id)[-1].position for s in store.streams())
+        deadline = time.monotonic() + 60
+        while not store.read_all(last - 1, 1):
+            assert time.monotonic() < deadline, f"position {last} never became visible"
+            time.sleep(0.05)
+
+
 def import_reference(db: str, *extra: str, path: Path = SESSIONS) -> None:
     code, out, err = run("import", "openclaw", str(path), "--db", db, *extra)
     assert code == 0, out + err
+    wait_visible(db)
 
 
 def export(db: str, out: Path, *extra: str) -> list[dict[str, Any]]:
@@ -177,6 +191,7 @@ def test_import_middle_reads_both_shapes(db_url: str, tmp_path: Path) -> None:
     )
     assert code == 1, out + err  # same session id from two different files: refused, not merged
     assert "already in the store from another file" in err
+    wait_visible(other)
     [again] = export(other, tmp_path / "again.jsonl")
     for key in ("messages", "tools", "total_steps", "enable_thinking", "final_output"):
         assert again[key] == current[key], key
@@ -186,6 +201,7 @@ def test_import_middle_reads_both_shapes(db_url: str, tmp_path: Path) -> None:
     assert run("db", "upgrade", "--db", legacy_db)[0] == 0
     code, out, err = run("import", "middle", str(LEGACY.parent), "--db", legacy_db)
     assert code == 0, out + err
+    wait_visible(legacy_db)
     [from_legacy] = export(
         legacy_db, tmp_path / "l.jsonl", "--middle-shape", "legacy", "--success", "reference"
     )
