@@ -16,6 +16,7 @@ import click
 
 from ise_es.commands.options import apply as _apply
 from ise_es.commands.options import role_options
+from ise_es.commands.imports import import_middle_command as _import_middle_command
 from ise_es.errors import ConfigError, InvalidInput, IseEsError, SchemaOutOfDate, StoreUnavailable
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -562,6 +563,29 @@ def project() -> None:
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the split.")
 @click.option("--redact-secrets", is_flag=True, help="Replace tokens, keys and URL passwords.")
 @click.option("--force", is_flag=True, help="Write even when the files are up to date.")
+@click.option(
+    "--malformed",
+    type=click.Choice(["mask", "drop", "keep"]),
+    default="mask",
+    show_default=True,
+    help="Trajectories with malformed tool-call arguments: never train on the broken message "
+    "(openai weight 0; sharegpt drops the call), drop the trajectory, or keep it as is.",
+)
+@click.option(
+    "--middle-shape",
+    type=click.Choice(["current", "legacy"]),
+    default="current",
+    show_default=True,
+    help="middle: the reference's current keys, or its legacy shape (intent, string arguments).",
+)
+@click.option(
+    "--success",
+    "success_rule",
+    type=click.Choice(["strict", "reference"]),
+    default="strict",
+    show_default=True,
+    help="middle: success from every failure signal, or the reference's `not isError`.",
+)
 @reports_errors
 def project_sft_jsonl(
     db_url: str,
@@ -577,6 +601,9 @@ def project_sft_jsonl(
     seed: int,
     redact_secrets: bool,
     force: bool,
+    malformed: str,
+    middle_shape: str,
+    success_rule: str,
 ) -> None:
     """Write trajectories as SFT JSONL, one sample per line, in session-id order.
 
@@ -586,6 +613,7 @@ def project_sft_jsonl(
     Example:
         ise-es project sft-jsonl -o sft.jsonl --format sharegpt --reasoning think
         ise-es project sft-jsonl -o sft.jsonl --clean --split train=0.95,val=0.05 --seed 1
+        ise-es project sft-jsonl -o middle.jsonl --format middle --middle-shape legacy
     """
     from ise_es.projections.audit import load_lexicon
     from ise_es.projections.export import ExportOptions, parse_split
@@ -593,7 +621,15 @@ def project_sft_jsonl(
     from ise_es.projections.run import run_export
 
     options = ExportOptions(
-        render=resolve_options(fmt, reasoning, samples, redact=redact_secrets),
+        render=resolve_options(
+            fmt,
+            reasoning,
+            samples,
+            redact=redact_secrets,
+            malformed=malformed,
+            middle_shape=middle_shape,
+            success=success_rule,
+        ),
         status=status,
         clean=clean,
         min_user_turns=min_user_turns,
@@ -723,14 +759,38 @@ def import_group() -> None:
     \b
     Example:
         ise-es import openclaw ~/.openclaw/agents/main/sessions/ --db sqlite:///corpus.db
+        ise-es import middle reference-output/ --db sqlite:///corpus.db
     """
 
 
 @import_group.command("openclaw")
 @db_option
 @click.argument("paths", nargs=-1, required=True, type=click.Path())
+@click.option(
+    "--tools",
+    "tools_file",
+    type=click.Path(exists=True, dir_okay=False),
+    help="The agent's real tool schemas (JSON list, or an object with 'tools'); without it "
+    "each used tool's schema is inferred from its calls.",
+)
+@click.option(
+    "--intents",
+    "intents_file",
+    type=click.Path(exists=True, dir_okay=False),
+    help="Intents JSONL: attach each session's intent by the id in its file name "
+    "(intent_<id>__<worker>__<uuid>.jsonl).",
+)
+@click.option(
+    "--skip-invalid", is_flag=True, help="Leave out lines that do not parse, report them."
+)
 @reports_errors
-def import_openclaw_cmd(db_url: str, paths: tuple[str, ...]) -> None:
+def import_openclaw_cmd(
+    db_url: str,
+    paths: tuple[str, ...],
+    tools_file: str | None,
+    intents_file: str | None,
+    skip_invalid: bool,
+) -> None:
     """Import OpenClaw session JSONL files (or every *.jsonl under a directory), one session
     stream per file. Re-importing a file is a no-op; a file with a bad line is not imported
     at all, and the command exits 1 after importing the others.
@@ -738,22 +798,18 @@ def import_openclaw_cmd(db_url: str, paths: tuple[str, ...]) -> None:
     \b
     Example:
         ise-es import openclaw fixtures/openclaw/ --db sqlite:///corpus.db
+        ise-es import openclaw runs/ --tools tools.json --intents intents.jsonl --skip-invalid
     """
+    from ise_es.commands.imports import report_imports
     from ise_es.projections.run import import_files
 
-    results = import_files(db_url, paths)
-    for r in results:
-        if r.status == "failed":
-            click.echo(f"Error: {r.error}", err=True)
-        else:
-            click.echo(f"{r.status}: {r.path} -> {r.stream_id} ({r.events} events)")
-    failed = sum(r.status == "failed" for r in results)
-    click.echo(
-        f"{sum(r.status == 'imported' for r in results)} imported, "
-        f"{sum(r.status == 'already imported' for r in results)} already there, {failed} failed"
+    results = import_files(
+        db_url, paths, tools=tools_file, intents=intents_file, skip_invalid=skip_invalid
     )
-    if failed:
-        raise SystemExit(1)
+    report_imports(results)
+
+
+import_group.add_command(_import_middle_command(db_option, reports_errors))
 
 
 # ----------------------------------------------------------------------------- sandbox
