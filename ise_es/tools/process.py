@@ -20,13 +20,14 @@ import subprocess
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
-
-import pexpect
+from typing import TYPE_CHECKING, Any, Literal
 
 from ise_es.errors import ToolError
 from ise_es.events import ChunkStream
 from ise_es.sandbox.base import Sandbox
+
+if TYPE_CHECKING:
+    import pexpect
 
 __all__ = ["ProcessManager", "ProcessSession", "key_bytes"]
 
@@ -84,6 +85,8 @@ class ProcessSession:
         self._child: pexpect.spawn | None = None
         self._popen: subprocess.Popen[bytes] | None = None
         if pty:
+            import pexpect  # only sessions with a pty need it; importing the tools must not
+
             self._child = pexpect.spawn(
                 argv[0], argv[1:], env=_HOST_ENV, echo=True, dimensions=(24, 120), timeout=None
             )
@@ -130,6 +133,8 @@ class ProcessSession:
             self._cond.notify_all()
 
     def _read_pty(self) -> None:
+        import pexpect
+
         child = self._child
         assert child is not None
         while True:
