@@ -8,43 +8,29 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
-from functools import wraps
 from pathlib import Path
 from typing import Any, TypeVar
 
 import click
 
+from ise_es.commands import publish as _publish
+from ise_es.commands import record as _record
+from ise_es.commands.common import db_option, reports_errors
+from ise_es.commands.imports import import_middle_command as _import_middle_command
 from ise_es.commands.options import apply as _apply
 from ise_es.commands.options import role_options
-from ise_es.commands.imports import import_middle_command as _import_middle_command
-from ise_es.errors import ConfigError, InvalidInput, IseEsError, SchemaOutOfDate, StoreUnavailable
+from ise_es.commands.serve import serve_command as _serve_command
+from ise_es.errors import IseEsError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-USAGE_ERRORS = (ConfigError, InvalidInput, StoreUnavailable, SchemaOutOfDate)
 
-
-def reports_errors(func: F) -> F:
-    """Turn library errors into a one-line `Error: ...` and an exit code."""
-
-    @wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return func(*args, **kwargs)
-        except IseEsError as e:
-            click.echo(f"Error: {e}", err=True)
-            sys.exit(2 if isinstance(e, USAGE_ERRORS) else 1)
-
-    return wrapper  # type: ignore[return-value]
-
-
-db_option = click.option(
-    "--db",
-    "db_url",
-    envvar="ISE_ES_DB",
-    default="sqlite:///ise-es.db",
-    show_default=True,
-    help="Store URL: sqlite:///PATH or postgresql://USER:PASS@HOST/DB (env ISE_ES_DB).",
+templates_dir_option = click.option(
+    "--templates-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Where template names are looked up first (default: ./fixtures/templates); the "
+    "shipped templates come after it.",
 )
 
 
@@ -68,7 +54,7 @@ def main() -> None:
     \b
     Example:
         ise-es db upgrade --db sqlite:///corpus.db
-        ise-es record --scenario fixtures/scenarios --db sqlite:///corpus.db
+        ise-es record --scenario shipped --db sqlite:///corpus.db
     """
 
 
@@ -220,97 +206,9 @@ def schemas_export(directory: str) -> None:
 
 # ----------------------------------------------------------------------------- record
 
-
-@main.command()
-@db_option
-@click.option(
-    "--scenario",
-    "scenario",
-    type=click.Path(path_type=Path),
-    help="A scenario file or a directory of them (the offline scripted backend).",
-)
-@click.option(
-    "--intents",
-    "intents",
-    type=click.Path(path_type=Path),
-    help="An intents JSONL file in the reference schema (needs --agent-model, --user-model).",
-)
-@click.option(
-    "--workers",
-    type=click.IntRange(1, 64),
-    default=1,
-    show_default=True,
-    help="Sessions recorded at once, each in its own sandbox.",
-)
-@click.option(
-    "--sandbox",
-    "sandbox",
-    type=click.Choice(["local", "docker"]),
-    default="local",
-    show_default=True,
-)
-@click.option(
-    "--template", default=None, help="Workspace template (default: the scenario's, else empty)."
-)
-@click.option("--max-turns", type=int, default=12, show_default=True, help="User turn cap.")
-@click.option("--max-steps", type=int, default=30, show_default=True, help="Agent steps per turn.")
-@click.option(
-    "--system-prompt",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="Agent system prompt file (default: the shipped one).",
-)
-@click.option("--skip-invalid", is_flag=True, help="Skip broken intent lines instead of stopping.")
-@click.option("--seed", type=int, default=0, show_default=True)
-@_apply(role_options("agent") + role_options("user"))
-@reports_errors
-def record(
-    db_url: str,
-    scenario: Path | None,
-    intents: Path | None,
-    workers: int,
-    sandbox: str,
-    template: str | None,
-    max_turns: int,
-    max_steps: int,
-    system_prompt: Path | None,
-    skip_invalid: bool,
-    seed: int,
-    **roles: Any,
-) -> None:
-    """Record sessions: user simulator <-> agent, every tool call executed for real.
-
-    Resumable: re-running the same command skips intents whose session ended; sessions cut off
-    by a crash are closed `interrupted` and recorded again.
-
-    \b
-    Example:
-        ise-es record --scenario fixtures/scenarios --db sqlite:///out/demo.db
-        ise-es record --intents intents.jsonl --workers 4 \\
-            --agent-model qwen3-8b --agent-base-url http://127.0.0.1:8000/v1 \\
-            --user-model qwen3-8b --user-base-url http://127.0.0.1:8000/v1
-    """
-    from ise_es.errors import ConfigError
-    from ise_es.simulate.recording_cli import build_items, run_with_progress
-    from ise_es.store.sql import open_store
-
-    if (scenario is None) == (intents is None):
-        raise ConfigError("give exactly one of --scenario FILE|DIR or --intents FILE.jsonl")
-    items = build_items(
-        scenario_path=scenario,
-        intents_path=intents,
-        backend=sandbox,
-        template=template,
-        max_turns=max_turns,
-        max_steps=max_steps,
-        system_prompt=system_prompt.read_text() if system_prompt else "",
-        skip_invalid=skip_invalid,
-        seed=seed,
-        roles=roles,
-    )
-    with open_store(db_url) as store:
-        report = run_with_progress(store, items, workers=workers)
-    if report.by_status().get("error"):
-        sys.exit(1)
+main.add_command(_record.record_command)
+main.add_command(_record.worker_command)
+main.add_command(_record.queue_group)
 
 
 # ----------------------------------------------------------------------------- sessions
@@ -415,12 +313,7 @@ def sessions_show(db_url: str, session_id: str, as_json: bool) -> None:
     default=None,
     help="Replay on this backend (default: the one the session was recorded on).",
 )
-@click.option(
-    "--templates-dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=None,
-    help="Where template names are looked up (default: fixtures/templates).",
-)
+@templates_dir_option
 @click.option(
     "--allow-template-change",
     is_flag=True,
@@ -749,6 +642,10 @@ def project_stats(
         click.echo(f"wrote {path}", err=True)
 
 
+project.add_command(_publish.hf_dataset_command(db_option, reports_errors))
+project.add_command(_publish.atif_command(db_option, reports_errors))
+
+
 # ----------------------------------------------------------------------------- import
 
 
@@ -810,6 +707,8 @@ def import_openclaw_cmd(
 
 
 import_group.add_command(_import_middle_command(db_option, reports_errors))
+import_group.add_command(_publish.import_atif_command(db_option, reports_errors))
+main.add_command(_serve_command(db_option, reports_errors))
 
 
 # ----------------------------------------------------------------------------- sandbox
@@ -842,17 +741,21 @@ def sandbox_build_image(force: bool, mirror: str | None) -> None:
 
 @sandbox.command("template-digest")
 @click.argument("template")
+@templates_dir_option
 @reports_errors
-def sandbox_template_digest(template: str) -> None:
+def sandbox_template_digest(template: str, templates_dir: Path | None) -> None:
     """Print a workspace template's content digest (what sessions record).
+
+    TEMPLATE is a name (looked up as `record` and `replay` do), a path or `empty`.
 
     \b
     Example:
         ise-es sandbox template-digest pyproject
+        ise-es sandbox template-digest mytpl --templates-dir ~/templates
     """
     from ise_es.sandbox.templates import load_template
 
-    click.echo(load_template(template).digest)
+    click.echo(load_template(template, templates_dir=templates_dir).digest)
 
 
 # ----------------------------------------------------------------------------- intents

@@ -128,6 +128,12 @@ class Sandbox(abc.ABC):
         """What changed since `since`, sorted by path; cost follows the number of changes."""
 
     @abc.abstractmethod
+    def kill_running(self) -> None:
+        """Kill every command running in the sandbox now; callable from any thread. A Ctrl-C
+        or a lost lease must not wait for a tool to finish: the commands in flight return as
+        killed (signal 9). The sandbox stays open until `close`."""
+
+    @abc.abstractmethod
     def close(self) -> None:
         """Free everything the sandbox used (processes, mounts, directories, containers).
         Idempotent."""

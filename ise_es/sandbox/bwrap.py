@@ -128,6 +128,8 @@ class LocalSandbox(Sandbox):
         self._blobs = blobs
         self._bwrap = bwrap_path
         self._closed = False
+        self._running: set[subprocess.Popen[bytes]] = set()
+        self._running_lock = threading.Lock()
         _reap_stale_once(state_root)
         self._state = tempfile.mkdtemp(prefix=_STATE_PREFIX, dir=state_root)
         Path(self._state, "owner").write_text(owner_token())
@@ -282,16 +284,30 @@ class LocalSandbox(Sandbox):
                 os.killpg(proc.pid, 9)
             _kill_cgroup(self._cgroup)
 
-        return pump(
-            proc,
-            stdin=stdin,
-            timeout=self.limits.default_timeout_s if timeout is None else timeout,
-            limits=self.limits,
-            blobs=self._blobs,
-            on_chunk=on_chunk,
-            kill=kill,
-            started=started,
-        )
+        with self._running_lock:
+            self._running.add(proc)
+        try:
+            return pump(
+                proc,
+                stdin=stdin,
+                timeout=self.limits.default_timeout_s if timeout is None else timeout,
+                limits=self.limits,
+                blobs=self._blobs,
+                on_chunk=on_chunk,
+                kill=kill,
+                started=started,
+            )
+        finally:
+            with self._running_lock:
+                self._running.discard(proc)
+
+    def kill_running(self) -> None:
+        with self._running_lock:
+            running = list(self._running)
+        for proc in running:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, 9)
+        _kill_cgroup(self._cgroup)
 
     def interactive_argv(
         self,

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import threading
 import select
 import socket
 import struct
@@ -91,6 +92,8 @@ class DockerSandbox(Sandbox):
         self.environment = dict(environment)
         self._blobs = blobs
         self._closed = False
+        self._running: set[str] = set()
+        self._running_lock = threading.Lock()
         image = template_image(self._client, template, base=base_image)
         if template.kind == "image":
             try:
@@ -223,9 +226,13 @@ class DockerSandbox(Sandbox):
         except Exception as e:
             raise SandboxUnavailable(f"docker exec failed: {e}") from e
         raw: socket.socket = getattr(sock, "_sock", sock)
+        with self._running_lock:
+            self._running.add(exec_id)
         try:
             timed_out, out, err = self._pump(raw, exec_id, stdin, started + timeout, on_chunk)
         finally:
+            with self._running_lock:
+                self._running.discard(exec_id)
             with contextlib.suppress(OSError):
                 raw.close()
             with contextlib.suppress(Exception):
@@ -343,6 +350,12 @@ class DockerSandbox(Sandbox):
             info = self._api.exec_inspect(exec_id)
         self._kill_exec(exec_id)
         return info
+
+    def kill_running(self) -> None:
+        with self._running_lock:
+            running = list(self._running)
+        for exec_id in running:
+            self._kill_exec(exec_id)
 
     def _kill_exec(self, exec_id: str) -> None:
         """SIGKILL the exec's process tree, seen from the host's /proc: its descendants and

@@ -32,6 +32,9 @@ class TurnOutcome:
     """done | step_cap (the turn ends, the session goes on) | stalled | error | interrupted"""
     reason: str = ""
     tool_calls: int = 0
+    infrastructure: bool = False
+    """The turn stopped for a reason outside the model's behaviour (its endpoint failed after
+    retries, or the recording was stopped): the work queue records the intent again."""
 
 
 @dataclass
@@ -61,14 +64,16 @@ class AgentLoop:
         for step in range(self.max_steps_per_turn):
             if self.cancel is not None and self.cancel.is_set():
                 return TurnOutcome(
-                    "interrupted", "recording interrupted (Ctrl-C)", outcome.tool_calls
+                    "interrupted", "recording stopped", outcome.tool_calls, infrastructure=True
                 )
             try:
                 result = self.client.complete(self.messages, tools=self.runner.schemas())
             except LLMError as e:
                 body = getattr(e.call, "body", None)
                 self.record([failed_model_call(e)], [body] if isinstance(body, bytes) else [])
-                return TurnOutcome("error", f"agent model call failed: {e}", outcome.tool_calls)
+                return TurnOutcome(
+                    "error", f"agent model call failed: {e}", outcome.tool_calls, True
+                )
             call_event = recorded_call(result)
             message = AgentMessage(
                 turn=turn,

@@ -13,6 +13,7 @@ from typing import Any
 
 import msgspec
 
+from ise_es.errors import LeaseLost
 from ise_es.events import (
     Event,
     ModelSpec,
@@ -23,11 +24,11 @@ from ise_es.llm.base import ChatClient, failed_model_call
 from ise_es.sandbox import Sandbox, open_sandbox, pinned_environment
 from ise_es.simulate.agent import SCRIPTED_BASE_URL, AgentLoop, recorded_call
 from ise_es.simulate.user_simulator import DialogueEntry, UserSimulator
-from ise_es.store.base import NewEvent
-from ise_es.store.sql import SqlEventStore
-from ise_es.tools import FixtureWebGateway, SessionNamer, ToolRunner, WebGateway
+from ise_es.store.base import EventStore, Fence, NewEvent
+from ise_es.tools import SessionNamer, ToolRunner, WebGateway, default_registry
+from ise_es.web.settings import WebSettings
 
-__all__ = ["SessionPlan", "SessionResult", "StreamWriter", "record_session"]
+__all__ = ["SessionControl", "SessionPlan", "SessionResult", "StreamWriter", "record_session"]
 
 FLUSH_EVENTS = 64
 FLUSH_SECONDS = 0.05
@@ -47,15 +48,18 @@ class StreamWriter:
 
     def __init__(
         self,
-        store: SqlEventStore,
+        store: EventStore,
         stream_id: str,
         *,
         version: int = 0,
         max_delay: float = FLUSH_SECONDS,
         max_pending: int = FLUSH_EVENTS,
+        fence: Fence | None = None,
     ) -> None:
         self.store = store
         self.stream_id = stream_id
+        self.fence = fence
+        """The work-item lease every append must still hold (the store checks it)."""
         self.version = version
         self.max_delay = max_delay
         self.max_pending = max_pending
@@ -127,7 +131,9 @@ class StreamWriter:
             ]
             started = time.perf_counter()
             try:
-                result = self.store.append(self.stream_id, batch, self.version, blobs=blobs)
+                result = self.store.append(
+                    self.stream_id, batch, self.version, blobs=blobs, fence=self.fence
+                )
             except BaseException:
                 with self._lock:  # nothing was written: put it back, in order, for a retry
                     self._pending[:0], self._pending_blobs[:0] = events, blobs
@@ -156,6 +162,25 @@ class SessionPlan:
     seed: int = 0
     environment: Mapping[str, str] = field(default_factory=dict)
     sandbox_options: Mapping[str, Any] = field(default_factory=dict)
+    web: WebSettings = field(default_factory=WebSettings)
+    """How the web tools reach the web (fixture, live through the egress policy, or off: no
+    web tools offered); recorded in SessionStarted.web."""
+
+
+_WEB_TOOLS = ("web_search", "web_fetch")
+
+
+def _tool_runner(
+    plan: SessionPlan, sandbox: Sandbox, writer: StreamWriter, web: WebGateway | None
+) -> ToolRunner:
+    """With the web off the agent is not offered web tools at all (rather than tools that always
+    fail), and replay, which offers the recorded tool set, does the same."""
+    registry = default_registry()
+    if plan.web.mode == "off":
+        registry = registry.subset(n for n in registry.names() if n not in _WEB_TOOLS)
+    return ToolRunner(
+        sandbox, writer, web, writer.emit, registry=registry, name_factory=SessionNamer(plan.seed)
+    )
 
 
 @dataclass
@@ -167,26 +192,70 @@ class SessionResult:
     tool_calls: int
     seconds: float
     append_latencies: list[float]
+    infrastructure: bool = False
+    """Ended for a reason outside the models' behaviour (see SessionEnded.infrastructure)."""
+    lease_lost: bool = False
+    """The store refused an append because the work item's lease was reclaimed: the session
+    stopped where it was and its end is written by whoever reclaimed it."""
+
+
+class SessionControl:
+    """Stops one session from another thread: sets the flag the recorder checks between steps
+    and kills whatever its sandbox runs now, so a Ctrl-C or a lost lease never waits for a tool
+    (a `sleep 30` in a tool ends at once)."""
+
+    def __init__(self) -> None:
+        self.cancelled = threading.Event()
+        self.reason = ""
+        self._sandbox: Sandbox | None = None
+        self._lock = threading.Lock()
+
+    def attach(self, sandbox: Sandbox) -> None:
+        with self._lock:
+            self._sandbox = sandbox
+            stop_now = self.cancelled.is_set()
+        if stop_now:
+            sandbox.kill_running()
+
+    def cancel(self, reason: str) -> None:
+        with self._lock:
+            if not self.cancelled.is_set():
+                self.reason = reason
+            self.cancelled.set()
+            sandbox = self._sandbox
+        if sandbox is not None:
+            sandbox.kill_running()
 
 
 def record_session(
-    store: SqlEventStore,
+    store: EventStore,
     plan: SessionPlan,
     *,
     session_id: str | None = None,
     gateway: WebGateway | None = None,
     on_event: Callable[[Event], None] | None = None,
     sandbox_factory: Callable[..., Sandbox] = open_sandbox,
-    cancel: threading.Event | None = None,
+    control: SessionControl | None = None,
+    fence: Fence | None = None,
+    provenance: Mapping[str, Any] | None = None,
 ) -> SessionResult:
     """Record one session end to end. Never leaves a sandbox behind.
+
+    `gateway`: the web to use (the caller keeps it open and closes it); None opens one for this
+    session from `plan.web` and closes it at the end.
+
+    `control` stops the session from another thread (it then ends `interrupted`); `fence` is
+    the work-item lease every append must hold: once it is lost the session stops where it is
+    and writes nothing more. `provenance` is added to SessionStarted.provenance.
 
     Ctrl-C (KeyboardInterrupt) ends the session `interrupted` and re-raises.
     """
     from ise_es.simulate.prompting import default_agent_system_prompt
 
     sid = session_id or uuid.uuid4().hex[:16]
-    writer = StreamWriter(store, f"session-{sid}")
+    writer = StreamWriter(store, f"session-{sid}", fence=fence)
+    control = control or SessionControl()
+    infrastructure = lease_lost = False
     if on_event is not None:
         plain_record = writer.record
 
@@ -200,7 +269,7 @@ def record_session(
     system_prompt = plan.system_prompt or default_agent_system_prompt()
     environment = pinned_environment(plan.environment)
     own_gateway = gateway is None
-    web = gateway if gateway is not None else FixtureWebGateway()
+    web = gateway if gateway is not None else plan.web.open_gateway()
     status, reason, turns, calls = "error", "", 0, 0
     started_written = False
     sandbox: Sandbox | None = None
@@ -213,7 +282,8 @@ def record_session(
             environment=environment,
             **dict(plan.sandbox_options),
         )
-        runner = ToolRunner(sandbox, writer, web, writer.emit, name_factory=SessionNamer(plan.seed))
+        control.attach(sandbox)
+        runner = _tool_runner(plan, sandbox, writer, web)
         simulator = UserSimulator(
             plan.user, persona=plan.persona, intent=plan.intent, max_turns=plan.max_turns
         )
@@ -235,7 +305,12 @@ def record_session(
                     seeds={"session": plan.seed},
                     environment=environment,
                     attempt=plan.attempt,
-                    provenance={"recorder": "ise-es", "simulator_prompt": "user_simulator.md"},
+                    provenance={
+                        "recorder": "ise-es",
+                        "simulator_prompt": "user_simulator.md",
+                        **dict(provenance or {}),
+                    },
+                    web=plan.web.spec(),
                 )
             ],
             [],
@@ -248,13 +323,13 @@ def record_session(
             system_prompt,
             writer.record,
             max_steps_per_turn=plan.max_steps_per_turn,
-            cancel=cancel,
+            cancel=control.cancelled,
         )
         dialogue: list[DialogueEntry] = []
         status, reason = "turn_cap", f"reached the turn cap of {plan.max_turns} user turns"
         for turn in range(1, plan.max_turns + 2):
-            if cancel is not None and cancel.is_set():
-                status, reason = "interrupted", "recording interrupted (Ctrl-C)"
+            if control.cancelled.is_set():
+                status, reason, infrastructure = "interrupted", control.reason, True
                 break
             sim = simulator.next_turn(dialogue)
             call_events: list[Event] = [recorded_call(c) for c in sim.calls]
@@ -264,6 +339,7 @@ def record_session(
             if not sim.ok:
                 writer.record(call_events, blobs)
                 status, reason = "error", sim.error or str(sim.llm_error)
+                infrastructure = sim.llm_error is not None
                 if sim.raw:
                     reason += f" (raw simulator output: {sim.raw[:500]!r})"
                 break
@@ -279,6 +355,9 @@ def record_session(
             calls += outcome.tool_calls
             if outcome.status in ("stalled", "error", "interrupted"):
                 status, reason = outcome.status, outcome.reason
+                infrastructure = outcome.infrastructure
+                if outcome.status == "interrupted":
+                    reason = control.reason or reason
                 break
             reply = next(
                 (
@@ -290,12 +369,20 @@ def record_session(
             )
             dialogue.append(DialogueEntry("assistant", reply or "(no reply)"))
     except KeyboardInterrupt:
-        status, reason = "interrupted", "recording interrupted (Ctrl-C)"
+        status, reason, infrastructure = "interrupted", "recording interrupted (Ctrl-C)", True
         raise
+    except LeaseLost as e:
+        status, reason, lease_lost = "interrupted", str(e), True
     except Exception as e:  # the session ends `error`; the run goes on with the next one
-        status, reason = "error", f"{type(e).__name__}: {e}"
+        if control.cancelled.is_set():  # a tool killed by the stop fails in its own way
+            status, reason = "interrupted", control.reason
+        else:
+            status, reason = "error", f"{type(e).__name__}: {e}"
+        infrastructure = True
     finally:
         try:
+            if lease_lost:
+                raise _Fenced
             writer.flush()
             if not started_written:
                 # The sandbox (or something before it) failed: the stream still says what was
@@ -311,25 +398,44 @@ def record_session(
                             sandbox_backend=plan.backend,
                             template=plan.template,
                             attempt=plan.attempt,
+                            web=plan.web.spec(),
                         )
                     ],
                     [],
                 )
-            writer.record(
-                [SessionEnded(status=status, reason=reason, user_turns=turns, tool_calls=calls)],  # type: ignore[arg-type]
-                [],
+            ended = SessionEnded(
+                status=status,  # type: ignore[arg-type]
+                reason=reason,
+                user_turns=turns,
+                tool_calls=calls,
+                infrastructure=infrastructure,
             )
+            writer.record([ended], [])
             writer.flush()
+        except (_Fenced, LeaseLost):
+            lease_lost = True  # fenced out: the reclaiming worker writes the end
         finally:
             if runner is not None:
                 runner.close()
             if sandbox is not None:
                 sandbox.close()
-            if own_gateway:
+            if own_gateway and web is not None:
                 web.close()
     return SessionResult(
-        sid, status, reason, turns, calls, time.monotonic() - started, writer.append_latencies
+        sid,
+        status,
+        reason,
+        turns,
+        calls,
+        time.monotonic() - started,
+        writer.append_latencies,
+        infrastructure=infrastructure,
+        lease_lost=lease_lost,
     )
+
+
+class _Fenced(Exception):
+    """Internal: skip writing a session's end after its lease was lost."""
 
 
 def _spec(client: ChatClient) -> ModelSpec:

@@ -221,6 +221,8 @@ class EnqueueResult(msgspec.Struct, frozen=True, kw_only=True):
     """Items already queued or recorded with the same content (a no-op)."""
     superseded: list[str]
     """Session ids of older versions of items whose content changed."""
+    item_ids: list[str] = []
+    """The item id of every enqueued item, in the order given."""
 
 
 class WorkerInfo(msgspec.Struct, frozen=True, kw_only=True):
@@ -242,6 +244,8 @@ class Lease(msgspec.Struct, frozen=True, kw_only=True):
     session_id: str
     """The session stream (`session-<id>`) this attempt records into."""
     expires: float
+    failures: int = 0
+    """Infrastructure failures of the item so far (the retry backoff grows with them)."""
 
     @property
     def fence(self) -> Fence:
@@ -310,6 +314,8 @@ class WorkQueue(Protocol):
     def items(
         self, *, states: Sequence[str] | None = None, item_ids: Sequence[str] | None = None
     ) -> list[WorkItemRow]: ...
+
+    def wait_for_work(self, timeout: float) -> None: ...
 
     def counts(self) -> dict[tuple[str, str | None], int]: ...
 

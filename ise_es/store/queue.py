@@ -28,6 +28,8 @@ the last append and the release) marks the item done instead of recording it aga
 
 from __future__ import annotations
 
+import contextlib
+import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -53,6 +55,7 @@ __all__ = ["SqlWorkQueue"]
 Clock = Callable[[], float]
 wi = work_items
 
+_CHANNEL = "ise_es_work"
 _CHUNK = 500
 """Ids per IN (...) list (SQLite binds one variable per id)."""
 _ROW_COLUMNS = [c for c in wi.c if c.name not in ("spec", "lease_token")]
@@ -61,11 +64,21 @@ _ROW_COLUMNS = [c for c in wi.c if c.name not in ("spec", "lease_token")]
 class SqlWorkQueue:
     """The work queue of one store (SQLite or PostgreSQL), on the store's engines."""
 
-    def __init__(self, write: sa.Engine, read: sa.Engine, *, clock: Clock = time.time) -> None:
+    def __init__(
+        self,
+        write: sa.Engine,
+        read: sa.Engine,
+        *,
+        clock: Clock = time.time,
+        listen_connect: Callable[[], Any] | None = None,
+    ) -> None:
         self._write = write
         self._read = read
         self._clock = clock
         self._postgres = write.dialect.name == "postgresql"
+        self._listen_connect = listen_connect
+        self._listener: Any = None
+        self._listener_lock = threading.Lock()
 
     # ------------------------------------------------------------------ enqueue
 
@@ -74,6 +87,7 @@ class SqlWorkQueue:
         a done or failed one. New content for a known source id supersedes its older versions
         (their sessions stay in the log; exports leave them out)."""
         added: list[str] = []
+        item_ids: list[str] = []
         superseded: list[str] = []
         unchanged = 0
         now = self._clock()
@@ -84,6 +98,7 @@ class SqlWorkQueue:
                 versions = known.setdefault(item.source_id, [])
                 same = next((r for r in versions if r["digest"] == item.digest), None)
                 if same is not None:
+                    item_ids.append(same["item_id"])
                     if force and same["state"] in ("done", "failed"):
                         self._requeue(conn, same["item_id"], now)
                         added.append(same["item_id"])
@@ -92,6 +107,7 @@ class SqlWorkQueue:
                     continue
                 placeholder = next((r for r in versions if r["digest"] == ""), None)
                 if placeholder is not None:
+                    item_ids.append(placeholder["item_id"])
                     adopted = self._adopt(conn, placeholder, item, now, force=force)
                     added += adopted
                     unchanged += not adopted
@@ -112,9 +128,14 @@ class SqlWorkQueue:
                 inserts.append(row)
                 versions.append(row)
                 added.append(row["item_id"])
+                item_ids.append(row["item_id"])
             if inserts:
                 conn.execute(wi.insert(), inserts)
-        return EnqueueResult(added=added, unchanged=unchanged, superseded=superseded)
+            if added:
+                self._notify(conn)
+        return EnqueueResult(
+            added=added, unchanged=unchanged, superseded=superseded, item_ids=item_ids
+        )
 
     def _rows_by_source(
         self, conn: sa.Connection, source_ids: Sequence[str]
@@ -189,7 +210,9 @@ class SqlWorkQueue:
                 attempts=wi.c.attempts + 1,
                 session_id=session_id,
             )
-            .returning(wi.c.item_id, wi.c.source_id, wi.c.kind, wi.c.spec, wi.c.attempts)
+            .returning(
+                wi.c.item_id, wi.c.source_id, wi.c.kind, wi.c.spec, wi.c.attempts, wi.c.failures
+            )
         )
         with self._write.begin() as conn:
             row = conn.execute(statement).first()
@@ -204,6 +227,7 @@ class SqlWorkQueue:
             attempt=row.attempts,
             session_id=session_id,
             expires=now + lease_seconds,
+            failures=row.failures,
         )
 
     def renew(self, fence: Fence, *, lease_seconds: float) -> bool:
@@ -227,13 +251,16 @@ class SqlWorkQueue:
         retry_after: float = 0.0,
         max_attempts: int = 3,
     ) -> str | None:
-        """Release a lease. `outcome` done ends the item; retry counts an infrastructure
-        failure and queues it again after `retry_after` seconds, or fails it once it has failed
-        `max_attempts` times. Returns the item's new state, or None when the lease was lost."""
+        """Release a lease. `outcome` done ends the item; release puts it back as it was (its
+        worker stopped); retry counts an infrastructure failure and queues it again after
+        `retry_after` seconds, or fails it once it has failed `max_attempts` times. Returns the
+        item's new state, or None when the lease was lost."""
         now = self._clock()
         values: dict[str, Any] = {"status": status, "lease_token": None, "lease_expires": None}
         if outcome == "done":
             values.update(state=_keep_superseded("done"), finished_at=now, last_error=None)
+        elif outcome == "release":  # stopped by its worker (drain, Ctrl-C): not a failure
+            values.update(state=_keep_superseded("queued"), not_before=now, last_error=error)
         elif outcome == "retry":
             out_of_attempts = wi.c.failures + 1 >= max_attempts
             values.update(
@@ -256,6 +283,8 @@ class SqlWorkQueue:
                 .values(**values)
                 .returning(wi.c.state)
             ).first()
+            if row is not None and row.state == "queued":
+                self._notify(conn)
         return None if row is None else str(row.state)
 
     def expire(self, *, max_attempts: int) -> list[ExpiredLease]:
@@ -330,7 +359,44 @@ class SqlWorkQueue:
                 .where(condition)
                 .values(state="queued", failures=0, not_before=now, finished_at=None)
             ).rowcount
+            if moved:
+                self._notify(conn)
         return int(moved)
+
+    # ------------------------------------------------------------------ waiting
+
+    def _notify(self, conn: sa.Connection) -> None:
+        # Delivered when the transaction commits, to every worker LISTENing (PostgreSQL).
+        if self._postgres:
+            conn.execute(sa.text(f"SELECT pg_notify('{_CHANNEL}', '')"))
+
+    def wait_for_work(self, timeout: float) -> None:
+        """Return when new work may be there: a NOTIFY from an enqueue, retry or release on
+        PostgreSQL (LISTEN on a connection of its own), or after `timeout` seconds (SQLite has
+        no notifications: workers poll)."""
+        if not self._postgres or self._listen_connect is None:
+            time.sleep(timeout)
+            return
+        with self._listener_lock:
+            if self._listener is None:
+                conn = self._listen_connect()
+                conn.execute(f"LISTEN {_CHANNEL}")
+                self._listener = conn
+            listener = self._listener
+        try:
+            for _ in listener.notifies(timeout=timeout, stop_after=1):
+                pass
+        except Exception:  # a dropped listener: poll this time, reconnect next time
+            with self._listener_lock:
+                self._listener = None
+            time.sleep(timeout)
+
+    def close(self) -> None:
+        with self._listener_lock:
+            listener, self._listener = self._listener, None
+        if listener is not None:
+            with contextlib.suppress(Exception):
+                listener.close()
 
     # ------------------------------------------------------------------ reading
 

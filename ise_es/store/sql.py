@@ -219,7 +219,12 @@ class SqlEventStore:
         self._head_cache_size = head_cache_size
         self._blob_level = blob_level
         self._local = threading.local()
-        self.queue = SqlWorkQueue(self._engines.write, self._engines.read, clock=clock)
+        self.queue = SqlWorkQueue(
+            self._engines.write,
+            self._engines.read,
+            clock=clock,
+            listen_connect=self._engines.raw_connect,
+        )
         """The work queue this store owns (store/queue.py)."""
         if check_schema:
             from ise_es.store.migrate import check_at_head
@@ -764,6 +769,7 @@ class SqlEventStore:
         return VerifyReport(streams=len(heads), events=n_events, problems=problems)
 
     def close(self) -> None:
+        self.queue.close()
         self._pool.close()
         self._engines.dispose()
 

@@ -235,6 +235,21 @@ class SandboxConformance:
             time.sleep(0.05)
         assert host_processes_with("100.25") == []
 
+    def test_kill_running_ends_a_command_in_flight_at_once(
+        self, make_sandbox: OpenSandbox
+    ) -> None:
+        sb = make_sandbox()
+        results = []
+        worker = threading.Thread(target=lambda: results.append(sb.exec("sleep 30.75")))
+        t0 = time.monotonic()
+        worker.start()
+        time.sleep(0.5)
+        sb.kill_running()
+        worker.join(timeout=5)
+        assert not worker.is_alive() and time.monotonic() - t0 < 3.0
+        assert results[0].exit_code != 0 and host_processes_with("30.75") == []
+        assert sb.exec("echo still usable").stdout.strip() == b"still usable"
+
     def test_background_processes_end_with_the_command(self, make_sandbox: OpenSandbox) -> None:
         sb = make_sandbox()
         t0 = time.monotonic()

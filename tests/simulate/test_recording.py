@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+import msgspec
 from click.testing import CliRunner
 
 from cli import main
@@ -23,16 +24,19 @@ from ise_es.events import (
     ToolCallFinished,
     UserTurn,
 )
+from ise_es.fleet.inputs import RecordInput, build_specs
+from ise_es.fleet.record import record_specs
+from ise_es.fleet.spec import RecordSettings, intent_spec
+from ise_es.fleet.worker import WorkerOptions
 from ise_es.llm.base import RoleConfig
 from ise_es.llm.openai_client import OpenAIChatClient
-from ise_es.simulate.batch import WorkItem, record_batch
 from ise_es.simulate.session import SessionPlan, record_session
 from ise_es.store.sql import SqlEventStore, open_store
 from tests.support.fixtures import FIELD_REASONING_MODEL, INLINE_REASONING_MODEL
 from tests.support.openai_server import Error, Reply, ScriptedOpenAIServer
 
 ROOT = Path(__file__).resolve().parents[2]
-SCENARIOS = ROOT / "fixtures" / "scenarios"
+SCENARIOS = ROOT / "ise_es" / "data" / "scenarios"
 
 
 def client(
@@ -144,38 +148,30 @@ def test_three_turn_session_against_an_openai_compatible_server(
     assert openai_server.remaining(user_model) == 0 and openai_server.remaining(agent_model) == 0
 
 
-def test_unreachable_endpoint_ends_the_session_error_and_the_run_goes_on(
+def test_unreachable_endpoint_is_an_infrastructure_failure_and_the_run_goes_on(
     store: SqlEventStore, refused_base_url: str
 ) -> None:
-    def plan(attempt: int) -> SessionPlan:
-        config = RoleConfig(role="user", model="m", base_url=refused_base_url, max_retries=1)
-        dead = OpenAIChatClient(config, environ={}, sleep=lambda _: None)
-        return SessionPlan(intent_id="dead", intent="x", agent=dead, user=dead, attempt=attempt)
-
-    from ise_es.simulate.recording_cli import build_items
-
-    items = [
-        WorkItem("dead", plan),
-        *build_items(
-            scenario_path=SCENARIOS / "03-web-research.yaml",
-            intents_path=None,
-            backend="local",
-            template=None,
-            max_turns=12,
-            max_steps=30,
-            system_prompt="",
-            skip_invalid=False,
-            seed=0,
-            roles={},
-        ),
+    dead = RoleConfig(role="agent", model="m", base_url=refused_base_url, max_retries=0)
+    settings = RecordSettings(
+        agent=dead, user=msgspec.structs.replace(dead, role="user"), template="empty"
+    )
+    specs = [
+        intent_spec("dead", "do x", {"id": "dead"}, settings),
+        *build_specs(RecordInput(scenario_path=SCENARIOS / "03-web-research.yaml"), {}),
     ]
-    report = record_batch(store, items)
-    assert sorted(r.status for r in report.results) == ["completed", "error"]
-    dead_stream = next(s for s in store.streams("session-") if s.version <= 3)
-    events = [e.data for e in store.read_stream(dead_stream.stream_id)]
+    options = WorkerOptions(max_attempts=2, backoff_seconds=0.0, poll_seconds=0.05)
+    run = record_specs(store, specs, options=options)
+    assert run.report is not None
+    assert run.report.statuses == {"completed": 1, "error": 2}
+    states = {r.source_id: (r.state, r.failures) for r in store.queue.items()}
+    assert states == {"dead": ("failed", 2), "scenario-03-web-research": ("done", 0)}
+    dead_streams = [s for s in store.streams("session-") if s.version <= 3]
+    assert len(dead_streams) == 2
+    events = [e.data for e in store.read_stream(dead_streams[0].stream_id)]
     failed = next(e for e in events if isinstance(e, ModelCall))
     assert failed.error and refused_base_url.split("//")[1].split("/")[0] in failed.error
-    assert isinstance(events[-1], SessionEnded) and events[-1].status == "error"
+    end = events[-1]
+    assert isinstance(end, SessionEnded) and end.status == "error" and end.infrastructure
 
 
 def test_shipped_scenarios_record_completed_with_real_outputs(
@@ -259,6 +255,7 @@ def test_resume_after_kill_9(db_url: str, tmp_path: Path) -> None:
     scenario_copy(tmp_path / "s", "a-slow", "sleep 4")
     scenario_copy(tmp_path / "s", "b-quick", "echo quick")
     cmd = [sys.executable, "-m", "cli", "record", "--scenario", str(tmp_path / "s"), "--db", db_url]
+    cmd += ["--lease-seconds", "2"]
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     store = open_store(db_url)
     try:
@@ -269,7 +266,7 @@ def test_resume_after_kill_9(db_url: str, tmp_path: Path) -> None:
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(30)
         rerun = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=120)
-        assert "closed as interrupted" in rerun.stderr
+        assert "expired leases reclaimed" in rerun.stderr, rerun.stderr
         by_intent: dict[str, list[tuple[int, str]]] = {}
         for s in store.streams("session-"):
             events = [e.data for e in store.read_stream(s.stream_id)]
@@ -319,7 +316,7 @@ def test_broken_intents_line_names_file_and_line(tmp_path: Path, sqlite_url: str
 def test_ctrl_c_ends_sessions_in_flight_interrupted_and_removes_sandboxes(
     sqlite_url: str, tmp_path: Path
 ) -> None:
-    scenario_copy(tmp_path / "s", "slow", "sleep 3")
+    scenario_copy(tmp_path / "s", "slow", "sleep 30")
     cmd = [
         sys.executable,
         "-m",
@@ -336,8 +333,11 @@ def test_ctrl_c_ends_sessions_in_flight_interrupted_and_removes_sandboxes(
         while not store.read_all(types=["tool_call_started"]):
             assert time.monotonic() < deadline and proc.poll() is None
             time.sleep(0.05)
+        time.sleep(0.3)  # the tool is running its sleep now
+        stopped_at = time.monotonic()
         os.kill(proc.pid, signal.SIGINT)
         assert proc.wait(60) != 0
+        assert time.monotonic() - stopped_at < 2.0, "Ctrl-C waited for the tool"
         leftover = sandbox_mounts(owner_pid=proc.pid)
         [session] = store.streams("session-")
         last = store.read_stream(session.stream_id)[-1].data
