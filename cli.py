@@ -189,6 +189,7 @@ def schemas() -> None:
 
 @schemas.command("export")
 @click.option("--dir", "directory", default="schemas", show_default=True, type=click.Path())
+@reports_errors
 def schemas_export(directory: str) -> None:
     """Write the JSON Schemas generated from the code into DIR.
 

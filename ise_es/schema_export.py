@@ -13,13 +13,12 @@ from __future__ import annotations
 
 import inspect
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import msgspec
 
 from ise_es.events import EVENT_TYPES, Event
+from ise_es.outputs import atomic_output, prepare_output_dir
 
 __all__ = ["clean_descriptions", "generated_schemas", "schema_of", "write_schemas"]
 
@@ -85,14 +84,16 @@ def generated_schemas() -> dict[str, str]:
 
 
 def write_schemas(directory: Path) -> list[Path]:
-    """Write every generated schema atomically (temp file + rename); returns the paths."""
-    directory.mkdir(parents=True, exist_ok=True)
+    """Write every generated schema atomically (temp file + rename); returns the paths.
+
+    Raises:
+        OutputError: the directory or a schema file cannot be written (see `ise_es.outputs`).
+    """
+    prepare_output_dir(directory)
     written = []
     for name, text in generated_schemas().items():
         target = directory / name
-        fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{name}.")
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, target)
+        with atomic_output(target, stdout_ok=False) as f:
+            f.write(text.encode())
         written.append(target)
     return written

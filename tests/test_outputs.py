@@ -291,3 +291,17 @@ def test_a_png_never_goes_to_stdout(tmp_path: Path) -> None:
     refused = pytest.raises(OutputError, match="cannot go to standard output")
     with refused, atomic_output("-", stdout_ok=False):
         pass
+
+
+def test_schemas_export_refuses_a_fifo_and_a_file_in_the_way(tmp_path: Path) -> None:
+    os.mkfifo(tmp_path / "events.schema.json")
+    result = invoke("schemas", "export", "--dir", str(tmp_path))
+    assert "events.schema.json: it is a FIFO" in one_line_error(result)
+    assert stat.S_ISFIFO(os.lstat(tmp_path / "events.schema.json").st_mode)
+    (tmp_path / "somefile").write_text("x\n")
+    result = invoke("schemas", "export", "--dir", str(tmp_path / "somefile" / "schemas"))
+    assert one_line_error(result) == (
+        f"Error: cannot create {tmp_path / 'somefile' / 'schemas'}: a file is in the way"
+    )
+    written = invoke("schemas", "export", "--dir", str(tmp_path / "out"))
+    assert written.exit_code == 0 and (tmp_path / "out" / "events.schema.json").is_file()
