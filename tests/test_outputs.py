@@ -72,6 +72,22 @@ def readonly_dir(tmp_path: Path) -> Iterator[Path]:
         subprocess.run(["umount", str(directory)], check=True)
 
 
+@pytest.fixture
+def full_disk(tmp_path: Path) -> Iterator[Path]:
+    """A directory on an 8 KiB tmpfs: what stops root from writing, as a full disk does."""
+    directory = tmp_path / "small"
+    directory.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=8k", "tmpfs", str(directory)], check=False
+    )
+    if mounted.returncode != 0:
+        pytest.skip("cannot mount a tmpfs here (needs root with CAP_SYS_ADMIN)")
+    try:
+        yield directory
+    finally:
+        subprocess.run(["umount", str(directory)], check=True)
+
+
 def sft(db: str, output: str | Path, *extra: str) -> Result:
     return invoke("project", "sft-jsonl", "-o", str(output), "--status", "any", "--db", db, *extra)
 
@@ -201,6 +217,18 @@ def test_a_directory_even_root_cannot_write(corpus: str) -> None:
         "Error: cannot write /sys/ise-es-out.jsonl: "
     )
     assert not os.path.exists("/sys/ise-es-out.jsonl")
+
+
+def test_a_full_disk_is_one_line_and_leaves_nothing(sqlite_url: str, full_disk: Path) -> None:
+    with open_store(sqlite_url) as store:
+        for k in range(20):
+            simple_session(f"s{k:02d}", turns=3).append_to(store)
+    old = full_disk / "sft.jsonl"
+    old.write_text("old\n")
+    assert one_line_error(sft(sqlite_url, old)) == (
+        f"Error: cannot write {old}: No space left on device"
+    )
+    assert [p.name for p in full_disk.iterdir()] == ["sft.jsonl"] and old.read_text() == "old\n"
 
 
 # ------------------------------------------------------------------ symlinks, modes, stdout
