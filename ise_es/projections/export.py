@@ -47,7 +47,9 @@ __all__ = [
     "ExportOptions",
     "ExportReport",
     "OutputFile",
+    "Selection",
     "export_sft",
+    "gather_sessions",
     "parse_split",
     "split_of",
     "split_paths",
@@ -228,71 +230,106 @@ class _Entry(msgspec.Struct, array_like=True):
     samples: int
 
 
-class _Exporter:
-    """Renders ended sessions into the spool as they arrive; see the module docstring."""
+class Selection:
+    """Which ended sessions an export keeps, and their samples: the filters every export
+    shares (`sft-jsonl`, `hf-dataset`), applied in this order, each refusal counted."""
 
-    def __init__(self, options: ExportOptions, spool: BinaryIO) -> None:
+    def __init__(self, options: ExportOptions) -> None:
         self.options = options
-        self.spool = spool
         self.lexicon = (options.lexicon or load_lexicon()) if options.clean else []
-        self.encoder = msgspec.json.Encoder()
-        self.index: list[_Entry] = []
         self.skipped: Counter[str] = Counter()
         self.considered = 0
-        self.offset = 0
 
-    def session(self, view: SessionView) -> None:
+    def samples(self, view: SessionView) -> list[dict[str, Any]] | None:
+        """The session's samples, or None when it is not exported (open, filtered, or not
+        expressible in the format; counted in `skipped` except open sessions)."""
         options = self.options
         status = view.status
         if status is None:
-            return
+            return None
         self.considered += 1
         if options.status != "any" and status != options.status:
             self.skipped[f"status {status}"] += 1
-            return
+            return None
         if len(view.user_turns()) < options.min_user_turns:
             self.skipped["fewer user turns"] += 1
-            return
+            return None
         if options.clean:
             rules = {f.rule for f in audit_session(view, self.lexicon).findings}
             if options.render.redact:
                 rules.discard("secret_leak")  # redacted below, so no longer a leak
             if rules:
                 self.skipped["flagged by audit"] += 1
-                return
+                return None
         try:
             samples = render(view, options.render)
         except Excluded as e:
             self.skipped[e.reason] += 1
-            return
+            return None
         except Unrepresentable:
             self.skipped[f"not expressible in {options.render.format}"] += 1
-            return
+            return None
         if not samples:
             self.skipped["no assistant message"] += 1
+            return None
+        return samples
+
+    def split_of(self, session_id: str) -> str | None:
+        split = self.options.split
+        return split_of(session_id, self.options.seed, split) if split else None
+
+
+class _Exporter:
+    """Renders ended sessions into the spool as they arrive; see the module docstring."""
+
+    def __init__(self, options: ExportOptions, spool: BinaryIO) -> None:
+        self.selection = Selection(options)
+        self.spool = spool
+        self.encoder = msgspec.json.Encoder()
+        self.index: list[_Entry] = []
+        self.offset = 0
+
+    @property
+    def considered(self) -> int:
+        return self.selection.considered
+
+    @property
+    def skipped(self) -> Counter[str]:
+        return self.selection.skipped
+
+    def session(self, view: SessionView) -> None:
+        samples = self.selection.samples(view)
+        if samples is None:
             return
         chunk = b"".join(self.encoder.encode(sample) + b"\n" for sample in samples)
         self.spool.write(chunk)
-        split = split_of(view.session_id, options.seed, options.split) if options.split else None
+        split = self.selection.split_of(view.session_id)
         self.index.append(_Entry(view.session_id, split, self.offset, len(chunk), len(samples)))
         self.offset += len(chunk)
 
 
-def _gather(
+def gather_sessions(
     store: EventStore,
-    exporter: _Exporter,
-    max_buffered: int,
-    progress: Callable[[int], None] | None,
+    on_session: Callable[[SessionView, list[StoredEvent]], None],
+    *,
+    types: tuple[str, ...] = SESSION_EVENT_TYPES,
+    on_other: Callable[[StoredEvent], None] | None = None,
+    max_buffered: int = 500_000,
+    progress: Callable[[int], None] | None = None,
 ) -> int:
-    """Feed every ended session to the exporter; return the last position read."""
+    """One catch-up read of the log: each session is folded and handed to `on_session`
+    (with its events) when its SessionEnded arrives; events of other streams (when `types`
+    asks for them) go to `on_other`. Returns the last position read."""
     buffers: dict[str, list[StoredEvent]] = {}
     dropped: set[str] = set()
     buffered = last = n = 0
-    for stored in store.iter_all(0, batch=5000, types=SESSION_EVENT_TYPES):
+    for stored in store.iter_all(0, batch=5000, types=types):
         last = stored.position
         n += 1
         stream_id = stored.stream_id
         if not stream_id.startswith("session-"):
+            if on_other is not None:
+                on_other(stored)
             continue
         if stream_id in dropped:
             events = None
@@ -303,10 +340,10 @@ def _gather(
         if isinstance(stored.data, SessionEnded):
             if events is None:
                 dropped.discard(stream_id)
-                events = [e for e in store.read_stream(stream_id) if e.type in SESSION_EVENT_TYPES]
+                events = [e for e in store.read_stream(stream_id) if e.type in types]
             else:
                 buffered -= len(buffers.pop(stream_id))
-            exporter.session(fold_session(events, stream_id))
+            on_session(fold_session(events, stream_id), events)
         elif buffered > max_buffered:
             # Too many sessions open at once: forget them, re-read each when it ends.
             dropped.update(buffers)
@@ -315,6 +352,21 @@ def _gather(
         if progress is not None and n % 100_000 == 0:
             progress(n)
     return last
+
+
+def _gather(
+    store: EventStore,
+    exporter: _Exporter,
+    max_buffered: int,
+    progress: Callable[[int], None] | None,
+) -> int:
+    """Feed every ended session to the exporter; return the last position read."""
+    return gather_sessions(
+        store,
+        lambda view, _events: exporter.session(view),
+        max_buffered=max_buffered,
+        progress=progress,
+    )
 
 
 def _copy_sorted(exporter: _Exporter, spool: BinaryIO, split: str | None, out: BinaryIO) -> int:
