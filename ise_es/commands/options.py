@@ -7,14 +7,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any, TypeVar
+from collections.abc import Callable, Mapping, MutableMapping
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from ise_es.llm.roles import DEFAULT_BASE_URL, NO_KEY, default_key_env
 
-__all__ = ["apply", "role_options"]
+if TYPE_CHECKING:
+    from ise_es.web.settings import WebSettings
+
+__all__ = ["WEB_OPTION_NAMES", "apply", "role_options", "web_options", "web_settings"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -56,3 +59,143 @@ def apply(options: list[Callable[[F], F]]) -> Callable[[F], F]:
         return func
 
     return decorate
+
+
+WEB_OPTION_NAMES = (
+    "web",
+    "web_allow",
+    "web_deny",
+    "web_port",
+    "web_search",
+    "web_search_url",
+    "web_search_key_env",
+    "web_fetch_max_bytes",
+    "web_fetch_timeout",
+    "web_session_max_requests",
+    "web_session_max_bytes",
+    "web_session_timeout",
+)
+
+
+def web_options() -> list[Callable[[F], F]]:
+    """`--web live|fixture|off` and the `--web-*` egress and search options (docs/threat-model.md
+    explains the policy). The defaults repeat `ise_es.web.WebLimits` so `--help` stays fast; a
+    test keeps them equal."""
+    return [
+        click.option(
+            "--web",
+            type=click.Choice(["fixture", "live", "off"]),
+            default="fixture",
+            show_default=True,
+            help="The agent's web: the offline fixture site, the real web through the egress "
+            "policy, or none (no web tools).",
+        ),
+        click.option(
+            "--web-allow",
+            multiple=True,
+            metavar="ENTRY",
+            help="Let --web live reach what the policy refuses by default: an address or "
+            "network (10.1.0.0/16), a host (docs.corp.example, *.corp.example), optionally "
+            ":PORT. Repeat for more.",
+        ),
+        click.option(
+            "--web-deny",
+            multiple=True,
+            metavar="ENTRY",
+            help="Never reach this address, network or host (same forms as --web-allow); wins "
+            "over --web-allow. Repeat for more.",
+        ),
+        click.option(
+            "--web-port",
+            type=click.IntRange(1, 65535),
+            multiple=True,
+            help="Ports --web live may reach (default: 80 and 443). Repeat for more.",
+        ),
+        click.option(
+            "--web-search",
+            type=click.Choice(["none", "searxng", "serper", "brave"]),
+            default="none",
+            show_default=True,
+            help="The search provider behind web_search in --web live.",
+        ),
+        click.option(
+            "--web-search-url",
+            default=None,
+            help="The provider's endpoint (required for searxng, e.g. "
+            "http://127.0.0.1:8888/search).",
+        ),
+        click.option(
+            "--web-search-key-env",
+            default=None,
+            help="Environment variable holding the provider's API key (default: "
+            "SERPER_API_KEY, BRAVE_SEARCH_API_KEY).",
+        ),
+        click.option(
+            "--web-fetch-max-bytes",
+            type=click.IntRange(1),
+            default=4 << 20,
+            show_default=True,
+            help="Body bytes kept per fetch (more is truncated).",
+        ),
+        click.option(
+            "--web-fetch-timeout",
+            type=click.FloatRange(0, min_open=True),
+            default=30.0,
+            show_default=True,
+            help="Seconds per fetch.",
+        ),
+        click.option(
+            "--web-session-max-requests",
+            type=click.IntRange(1),
+            default=200,
+            show_default=True,
+            help="Web requests per session.",
+        ),
+        click.option(
+            "--web-session-max-bytes",
+            type=click.IntRange(1),
+            default=64 << 20,
+            show_default=True,
+            help="Body bytes per session.",
+        ),
+        click.option(
+            "--web-session-timeout",
+            type=click.FloatRange(0, min_open=True),
+            default=600.0,
+            show_default=True,
+            help="Seconds spent on the web per session.",
+        ),
+    ]
+
+
+def web_settings(
+    options: MutableMapping[str, Any], *, db_url: str | None, environ: Mapping[str, str]
+) -> WebSettings:
+    """Take the `web_options()` values out of a command's keyword arguments and build the
+    validated WebSettings, with the search key read from `environ`.
+
+    Raises:
+        ConfigError: a malformed entry, an unknown provider, a missing endpoint or key.
+    """
+    from ise_es.web import WebLimits, WebSettings
+
+    values = {name: options.pop(name) for name in WEB_OPTION_NAMES if name in options}
+    search = values.get("web_search")
+    settings = WebSettings(
+        mode=values.get("web", "fixture"),
+        allow=tuple(values.get("web_allow") or ()),
+        deny=tuple(values.get("web_deny") or ()),
+        ports=tuple(values.get("web_port") or ()) or (80, 443),
+        search=None if search in (None, "none") else search,
+        search_url=values.get("web_search_url"),
+        search_key_env=values.get("web_search_key_env"),
+        store_url=db_url,
+        limits=WebLimits(
+            fetch_max_bytes=values.get("web_fetch_max_bytes", 4 << 20),
+            fetch_seconds=values.get("web_fetch_timeout", 30.0),
+            session_max_requests=values.get("web_session_max_requests", 200),
+            session_max_bytes=values.get("web_session_max_bytes", 64 << 20),
+            session_seconds=values.get("web_session_timeout", 600.0),
+        ),
+    )
+    return settings.validated().with_key(environ)

@@ -1,8 +1,8 @@
 """The agent's tools: OpenAI function schemas plus executors that run inside a Sandbox.
 
 Entry points: `default_registry()` (the schemas the agent sees), `ToolRunner` (runs one
-`ToolCall`, streaming events), and the web gateways (`FixtureWebGateway`, `RecordedWebGateway`,
-`LiveWebGateway`).
+`ToolCall`, streaming events), and the web gateways (`FixtureWebGateway`, `RecordedWebGateway`;
+the live one is `ise_es.web.LiveWebGateway`).
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ from ise_es.tools.runner import ToolRunner
 from ise_es.tools.web import (
     SEARCH_ENDPOINT,
     FixtureWebGateway,
-    LiveWebGateway,
     RecordedWebGateway,
     WebGateway,
     WebResponse,
@@ -24,7 +23,6 @@ __all__ = [
     "SEARCH_ENDPOINT",
     "TOOL_NAMES",
     "FixtureWebGateway",
-    "LiveWebGateway",
     "RecordedWebGateway",
     "SessionNamer",
     "Tool",

@@ -12,22 +12,22 @@ Three gateways:
   mapped to the server, and recorded under their logical form so recordings hold no port.
   `web_search` is answered by a keyword index built from the fixture pages.
 - `RecordedWebGateway`: answers from HttpExchange events and their body blobs (replay).
-- `LiveWebGateway`: real HTTP, but only to loopback addresses (this project never sends
-  traffic anywhere else); `web_search` goes to a configured loopback search service.
+- `LiveWebGateway` (`ise_es.web.live`): the real web through an egress policy, and web search
+  through a provider (SearXNG, Serper, Brave).
 
-Searches are requests too: `GET {SEARCH_ENDPOINT}?q=...&count=...` returning
-`{"results": [{"title", "url", "description"}]}`, so they are recorded and replayed like fetches.
+Searches are requests too: `GET {SEARCH_ENDPOINT}?q=...&count=...`, so they are recorded and
+replayed like fetches. The fixture web answers in our own shape (`{"results": [{"title", "url",
+"description"}]}`); the live gateway answers with the provider's own JSON and says which
+provider in `WebResponse.sent`, and `web_search` maps it (`ise_es.tools.search`).
 """
 
 from __future__ import annotations
 
 import http.client
-import ipaddress
 import json
 import math
 import mimetypes
 import re
-import socket
 import threading
 import urllib.parse
 from collections import defaultdict, deque
@@ -38,13 +38,12 @@ from typing import Protocol
 
 import msgspec
 
-from ise_es.events import HttpExchange
+from ise_es.events import HttpExchange, HttpSent
 from ise_es.tools.webtext import extract
 
 __all__ = [
     "SEARCH_ENDPOINT",
     "FixtureWebGateway",
-    "LiveWebGateway",
     "RecordedWebGateway",
     "WebGateway",
     "WebResponse",
@@ -59,13 +58,19 @@ _TIMEOUT_S = 20.0
 
 
 class WebResponse(msgspec.Struct, frozen=True, kw_only=True):
-    """One HTTP hop. `status` 0 with `error` set: no response at all (refused, blocked...)."""
+    """One HTTP hop. `status` 0 with `error` set: no response at all (refused, blocked...).
+
+    The last four fields are recorded in the HttpExchange as they are (see its docstring)."""
 
     url: str
     status: int
     headers: dict[str, str] = {}
     body: bytes = b""
     error: str | None = None
+    peer: str | None = None
+    sent: HttpSent | None = None
+    blocked: str | None = None
+    limit: str | None = None
 
 
 class WebGateway(Protocol):
@@ -115,62 +120,6 @@ def _http_get(url: str, *, logical_url: str, max_bytes: int) -> WebResponse:
 
 
 # ---------------------------------------------------------------------------------------------
-# Live (loopback only)
-# ---------------------------------------------------------------------------------------------
-
-
-def _is_loopback(host: str) -> bool:
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        pass
-    try:
-        infos = socket.getaddrinfo(host, None)
-    except OSError:
-        return False
-    return bool(infos) and all(
-        ipaddress.ip_address(str(info[4][0]).split("%", 1)[0]).is_loopback for info in infos
-    )
-
-
-class LiveWebGateway:
-    """Real HTTP to 127.0.0.1/::1 only; every other host is refused before any packet leaves."""
-
-    name = "live"
-
-    def __init__(self, *, search_url: str | None = None, max_bytes: int = 4 << 20) -> None:
-        if search_url is not None:
-            host = urllib.parse.urlsplit(search_url).hostname or ""
-            if not _is_loopback(host):
-                raise ValueError(f"search_url {search_url!r} is not on 127.0.0.1 or ::1")
-        self._search_url = search_url
-        self._max_bytes = max_bytes
-
-    def request(self, method: str, url: str, *, call_id: str) -> WebResponse:
-        if method != "GET":
-            return WebResponse(url=url, status=0, error=f"method {method} is not supported")
-        target = url
-        if url.startswith(SEARCH_ENDPOINT):
-            if self._search_url is None:
-                return WebResponse(
-                    url=url, status=0, error="web search is not configured for the live gateway"
-                )
-            target = self._search_url + url[len(SEARCH_ENDPOINT) :]
-        host = urllib.parse.urlsplit(target).hostname or ""
-        if not _is_loopback(host):
-            return WebResponse(
-                url=url,
-                status=0,
-                error=f"blocked: {host or url} is not a loopback address (only 127.0.0.1 and "
-                "::1 may be reached from here)",
-            )
-        return _http_get(target, logical_url=url, max_bytes=self._max_bytes)
-
-    def close(self) -> None:
-        pass
-
-
-# ---------------------------------------------------------------------------------------------
 # Recorded (replay)
 # ---------------------------------------------------------------------------------------------
 
@@ -204,6 +153,10 @@ class RecordedWebGateway:
             headers=dict(exchange.headers),
             body=body,
             error=exchange.error,
+            peer=exchange.peer,
+            sent=exchange.sent,
+            blocked=exchange.blocked,
+            limit=exchange.limit,
         )
 
     def close(self) -> None:

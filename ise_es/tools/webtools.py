@@ -7,7 +7,6 @@ bytes. What the agent sees of the web is always wrapped as untrusted content.
 
 from __future__ import annotations
 
-import json
 import urllib.parse
 from typing import Any
 
@@ -15,6 +14,7 @@ from ise_es.errors import ToolError
 from ise_es.events import HttpExchange
 from ise_es.tools.base import Tool, ToolContext, ToolOutcome
 from ise_es.tools.schema import ArgumentError
+from ise_es.tools.search import NATIVE, PROVIDERS, parse_results
 from ise_es.tools.web import SEARCH_ENDPOINT, WebGateway, WebResponse
 from ise_es.tools.webtext import ExtractMode, extract, wrap_untrusted
 
@@ -41,6 +41,10 @@ def _request(ctx: ToolContext, url: str) -> WebResponse:
             body_digest=digest,
             body_size=len(response.body),
             error=response.error,
+            peer=response.peer,
+            sent=response.sent,
+            blocked=response.blocked,
+            limit=response.limit,
         )
     )
     return response
@@ -139,21 +143,17 @@ def run_web_search(ctx: ToolContext, args: dict[str, Any]) -> ToolOutcome:
             params[name] = args[name]
     url = f"{SEARCH_ENDPOINT}?{urllib.parse.urlencode(params)}"
     response = _request(ctx, url)
+    # The live gateway answers with the provider's own JSON and names the provider; the fixture
+    # web answers in our shape. Replay gets the same recorded body and name, so it maps the same.
+    provider = response.sent.via if response.sent is not None else NATIVE
     if response.error is not None:
         raise ToolError(f"Search failed: {response.error}")
     if response.status != 200:
-        raise ToolError(f"Search failed: HTTP {response.status}")
+        hint = PROVIDERS[provider].hints.get(response.status) if provider in PROVIDERS else None
+        raise ToolError(f"Search failed: HTTP {response.status}" + (f" ({hint})" if hint else ""))
     try:
-        payload = json.loads(response.body)
-        results = [
-            {
-                "title": str(r["title"]),
-                "url": str(r["url"]),
-                "description": str(r.get("description", "")),
-            }
-            for r in payload["results"]
-        ][:count]
-    except (ValueError, KeyError, TypeError) as e:
+        results = parse_results(provider, response.body, count)
+    except ValueError as e:
         raise ToolError(
             f"Search failed: the search service answered something unreadable ({e})"
         ) from e

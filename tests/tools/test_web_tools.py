@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import socket
 from typing import Any
 
 import pytest
 
 from ise_es.events import HttpExchange
 from ise_es.store.sql import SqlEventStore
-from ise_es.tools import FixtureWebGateway, LiveWebGateway, RecordedWebGateway
+from ise_es.tools import RecordedWebGateway
 from ise_es.tools.webtext import BEGIN, END
 from tests.tools.conftest import Harness, MakeHarness
 
@@ -136,34 +135,3 @@ def test_recorded_gateway_replays_the_same_results(
     # A request the recording never made is an error, not a trip to the network.
     unknown = replay.call("web_fetch", url="https://docs.example.com/cli/config.html")
     assert unknown.is_error and "no recorded response for GET" in unknown.result_text
-
-
-def test_live_gateway_reaches_loopback_only(
-    make_harness: MakeHarness, fixture_web: FixtureWebGateway
-) -> None:
-    live = make_harness(gateway=LiveWebGateway())
-    local = f"http://127.0.0.1:{fixture_web.port}/docs.example.com/cli/install.html"
-    ok = live.call("web_fetch", url=local)
-    assert not ok.is_error and "Title: Installing tallyctl" in ok.result_text
-    for url in ("https://docs.example.com/", "http://10.0.0.1/", "http://[2001:db8::1]/"):
-        blocked = live.call("web_fetch", url=url)
-        assert blocked.is_error and "is not a loopback address" in blocked.result_text
-    search = live.call("web_search", query="tallyctl")
-    assert search.is_error and "not configured" in search.result_text
-
-
-def test_live_gateway_search_service_and_refused_port(
-    make_harness: MakeHarness, fixture_web: FixtureWebGateway
-) -> None:
-    live = make_harness(
-        gateway=LiveWebGateway(search_url=f"http://127.0.0.1:{fixture_web.port}/_search")
-    )
-    found = live.call("web_search", query="battery storage")
-    assert found.details["results"][0]["url"].startswith("https://news.example.org/")
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    refused = live.call("web_fetch", url=f"http://127.0.0.1:{port}/")
-    assert refused.is_error and "ConnectionRefusedError" in refused.result_text
-    with pytest.raises(ValueError, match=r"not on 127\.0\.0\.1"):
-        LiveWebGateway(search_url="http://search.example.com/")
