@@ -247,9 +247,8 @@ def run_diversity(
         diversity_report,
         format_report,
         items_from_file,
-        items_from_first_turns,
-        items_from_intents,
         plot_scaling_curve,
+        select_items,
         write_report,
     )
 
@@ -258,17 +257,14 @@ def run_diversity(
         check_output_path(output)
     if plot is not None:
         check_output_path(plot)
+    note = ""
     if input_file is not None:
         items = items_from_file(input_file)
         label = str(input_file)
     elif store is None:
         raise ConfigError("give --input FILE.jsonl or a store (--db)")
-    elif source == "first-turns":
-        items = items_from_first_turns(store)
-        label = "first user turns"
     else:
-        items = items_from_intents(store, load_library())
-        label = "intents"
+        items, label, note = select_items(store, source, load_library())
     if len(items) < 2:
         raise InvalidInput(f"{label}: {len(items)} texts; diversity needs at least 2")
     embedder = Embedder(model or DEFAULT_MODEL, cache_dir=default_cache_dir(os.environ))
@@ -280,6 +276,7 @@ def run_diversity(
             source=label,
             model=embedder.model,
         )
+    report.note = note
     report.embedded_now = embedder.stats.computed
     report.cache_hits = embedder.stats.cache_hits
     if output is not None:

@@ -103,7 +103,7 @@ def distinct_n(
     k_tokens: int = 20,
     samples: int = 5000,
     seed: int = 0,
-) -> dict[str, float | int]:
+) -> dict[str, float | int | None]:
     """Distinct-N with the length-normalised protocol.
 
     Each text is cut to its first `k_tokens` tokens; texts shorter than that are left out, so
@@ -112,16 +112,18 @@ def distinct_n(
     n-grams, pooled over the sample.
 
     Returns:
-        ``{"distinct_1": ..., "distinct_2": ..., "samples": used, "eligible": eligible}``
+        ``{"distinct_1": ..., "distinct_2": ..., "samples": used, "eligible": eligible}``;
+        each Distinct-n is None when no text has `k_tokens` tokens (nothing was measured,
+        which is not the same as zero diversity).
     """
     eligible = [t[:k_tokens] for t in (tokens(x) for x in texts) if len(t) >= k_tokens]
     chosen = eligible
     if len(eligible) > samples:
         chosen = random.Random(seed).sample(eligible, samples)
-    out: dict[str, float | int] = {"samples": len(chosen), "eligible": len(eligible)}
+    out: dict[str, float | int | None] = {"samples": len(chosen), "eligible": len(eligible)}
     for n in n_values:
         grams = [g for toks in chosen for g in _ngrams(toks, n)]
-        out[f"distinct_{n}"] = len(set(grams)) / len(grams) if grams else 0.0
+        out[f"distinct_{n}"] = len(set(grams)) / len(grams) if grams else None
     return out
 
 

@@ -43,6 +43,7 @@ __all__ = [
     "items_from_first_turns",
     "items_from_intents",
     "plot_scaling_curve",
+    "select_items",
     "write_report",
 ]
 
@@ -111,6 +112,27 @@ def items_from_first_turns(store: EventStore) -> list[DiversityItem]:
     return items
 
 
+def select_items(
+    store: EventStore, source: str, library: Library
+) -> tuple[list[DiversityItem], str, str]:
+    """(items, label, note) for `source` (intents | first-turns). A store with no accepted
+    intents (a corpus recorded from scenarios or imported) falls back to the first user turns,
+    and the note says so: an empty default is never the answer when there are texts."""
+    if source == "first-turns":
+        return items_from_first_turns(store), "first user turns", ""
+    items = items_from_intents(store, library)
+    if items:
+        return items, "intents", ""
+    turns = items_from_first_turns(store)
+    if not turns:
+        return items, "intents", ""
+    note = (
+        f"the store holds no accepted intents; measuring the first user turns of "
+        f"{len(turns)} sessions instead (--source first-turns)"
+    )
+    return turns, "first user turns", note
+
+
 class DiversityOptions(msgspec.Struct, frozen=True, kw_only=True):
     q: float = 1.0
     bootstrap_n: int = 500
@@ -155,11 +177,14 @@ class DiversityReport(msgspec.Struct, kw_only=True):
     vendi: float
     bootstrap: Stat | None
     curve: list[Stat]
-    distinct: dict[str, dict[str, float | int]]
+    distinct: dict[str, dict[str, float | int | None]]
+    """Per K: Distinct-n (None when no text has K tokens), samples and eligible texts."""
     self_bleu: float
     self_bleu_samples: int
     slices: list[SliceRow]
     seconds: dict[str, float]
+    note: str = ""
+    """Why the texts are not the source asked for (no intents: first user turns instead)."""
     embedded_now: int = 0
     """Texts the model embedded in this run (0 when every vector came from the cache)."""
     cache_hits: int = 0
@@ -257,7 +282,7 @@ def diversity_report(
                 n=len(idx),
                 vendi=vendi_score(sub, q),
                 vendi_at_n=at_n,
-                distinct_2=float(d["distinct_2"]) if d["samples"] else None,
+                distinct_2=float(d2) if (d2 := d["distinct_2"]) is not None else None,
             )
         )
     seconds["slices"] = clock() - t
@@ -325,7 +350,8 @@ def plot_scaling_curve(report: DiversityReport, path: Path) -> None:
 
 def format_report(report: DiversityReport) -> str:
     """A plain-text summary for the terminal."""
-    lines = [
+    lines = [f"note: {report.note}"] if report.note else []
+    lines += [
         f"source: {report.source}   items: {report.items}   model: {report.model} "
         f"(dim {report.dim})",
         f"Vendi Score (q={report.q:g}), full pool: {report.vendi:.2f}",
@@ -335,8 +361,13 @@ def format_report(report: DiversityReport) -> str:
         lines.append(f"Vendi at N={b.n}: {b.mean:.2f} +- {b.std:.2f} ({b.draws} seeded draws)")
     lines.append("scaling curve: " + ", ".join(f"N={s.n}: {s.mean:.2f}" for s in report.curve))
     for key, d in report.distinct.items():
+        if not d["samples"]:
+            lines.append(f"Distinct-N (K={key[1:]}, 0 samples): n/a (no text has {key[1:]} tokens)")
+            continue
         grams = " ".join(
-            f"D-{k.split('_')[1]}={v:.3f}" for k, v in d.items() if k.startswith("distinct_")
+            f"D-{k.split('_')[1]}={v:.3f}"
+            for k, v in d.items()
+            if k.startswith("distinct_") and v is not None
         )
         lines.append(f"Distinct-N (K={key[1:]}, {d['samples']} samples): {grams}")
     lines.append(f"Self-BLEU ({report.self_bleu_samples} samples): {report.self_bleu:.3f}")

@@ -10,13 +10,15 @@ matplotlib.use("Agg")  # no display here or in CI; must precede pyplot's import
 
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.axes import Axes
 from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from ise_es.outputs import atomic_output, prepare_output_dir
 from ise_es.projections.stats import CorpusStats
 
-__all__ = ["write_plots"]
+__all__ = ["exit_code_figure", "histogram_figure", "write_plots"]
 
 
 def _save(fig: Figure, path: Path) -> None:
@@ -56,7 +58,14 @@ def _cooccurrence(stats: CorpusStats, path: Path) -> None:
     _save(fig, path)
 
 
-def _histogram(values: list[int], title: str, xlabel: str, path: Path) -> None:
+def _integer_ticks(ax: Axes, *, x: bool = True) -> None:
+    """Counts and per-trajectory integers get integer ticks (no 2.5 user turns)."""
+    if x:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+
+
+def histogram_figure(values: list[int], title: str, xlabel: str) -> Figure:
     fig, ax = plt.subplots(figsize=(7, 4.5))
     if values:
         top = max(values)
@@ -71,7 +80,34 @@ def _histogram(values: list[int], title: str, xlabel: str, path: Path) -> None:
     ax.set_title(title)
     ax.set_xlabel(xlabel)
     ax.set_ylabel("trajectories")
-    _save(fig, path)
+    _integer_ticks(ax)
+    return fig
+
+
+def _code_order(code: str) -> tuple[int, int | str]:
+    try:
+        return (0, int(code))
+    except ValueError:
+        return (1, code)
+
+
+def exit_code_figure(stats: CorpusStats) -> Figure:
+    """Tool results per exit code (calls without one, e.g. file tools, are not counted)."""
+    codes = sorted(stats.exit_codes, key=_code_order)
+    counts = [stats.exit_codes[c] for c in codes]
+    fig, ax = plt.subplots(figsize=(max(5.0, 0.6 * len(codes) + 3.0), 4.5))
+    if codes:
+        colors = ["#55a868" if c == "0" else "#c44e52" for c in codes]
+        bars = ax.bar(range(len(codes)), counts, color=colors, edgecolor="white")
+        ax.bar_label(bars, labels=[str(n) for n in counts], fontsize=8)
+        ax.set_xticks(range(len(codes)), codes)
+    else:
+        ax.text(0.5, 0.5, "no exit codes", ha="center", va="center", transform=ax.transAxes)
+    ax.set_title(f"Exit codes ({sum(counts)} tool results with one)")
+    ax.set_xlabel("exit code")
+    ax.set_ylabel("tool results")
+    _integer_ticks(ax, x=False)
+    return fig
 
 
 def write_plots(stats: CorpusStats, directory: str | Path) -> list[Path]:
@@ -86,14 +122,24 @@ def write_plots(stats: CorpusStats, directory: str | Path) -> list[Path]:
         out / "user_turns_hist.png",
         out / "trajectory_depth_hist.png",
         out / "tool_calls_hist.png",
+        out / "exit_codes.png",
     ]
     _cooccurrence(stats, paths[0])
-    _histogram(stats.user_turn_values, "User turns per trajectory", "user turns", paths[1])
-    _histogram(
-        stats.dialogue_turn_values,
-        "Trajectory depth (dialogue turns: user + assistant + tool messages)",
-        "dialogue turns",
+    _save(
+        histogram_figure(stats.user_turn_values, "User turns per trajectory", "user turns"),
+        paths[1],
+    )
+    _save(
+        histogram_figure(
+            stats.dialogue_turn_values,
+            "Trajectory depth (dialogue turns: user + assistant + tool messages)",
+            "dialogue turns",
+        ),
         paths[2],
     )
-    _histogram(stats.tool_call_values, "Tool calls per trajectory", "tool calls", paths[3])
+    _save(
+        histogram_figure(stats.tool_call_values, "Tool calls per trajectory", "tool calls"),
+        paths[3],
+    )
+    _save(exit_code_figure(stats), paths[4])
     return paths

@@ -6,12 +6,32 @@ replay verdicts) into the report. Table 3 is computed over the trajectories kept
 (completed ones by default: completion gating); completion rate is completed sessions over
 ended sessions.
 
-Failure -> recovery: a failed tool call (see `call_failed`) is recovered when a later call of
-the same tool in the same user turn succeeds.
+Failure -> recovery (`step_key`): a failed tool call (see `call_failed`) is recovered when a
+later call in the same session, in any user turn, succeeds towards the same step:
+- exec: the same command family (`command_family`): the program after any `VAR=value`
+  assignments, `sudo`/`env`/`time`/`timeout N`, and `cd DIR &&` prefixes, by its base name;
+  `python -m MODULE` counts as the module; for programs whose first word is a subcommand (git,
+  pip, npm, cargo, docker, kubectl, systemctl, apt...) the subcommand too, and for
+  interpreters (python, bash, node...) the script they run. So
+  `python3 -m unittest discover -s tests -v` failing and `python3 -m unittest discover -s
+  tests` passing after an edit, a turn later, is a recovery; `ls` passing is not.
+- read, write, edit, memory_get: the same file path (normalised), whichever of them succeeds
+  (a failed `read` of a missing file recovered by `write` of it); apply_patch: its first path.
+- process: the same process session id; any other tool: the same tool.
+One later success recovers every earlier failure waiting on that step. The paper's measure
+counts recovery within the trajectory, and a user turn asking to fix a failure is part of it.
+
+domains x tasks x tools: per trajectory, the intent's domains, tasks and tools; an intent
+that lists no tools (scripted scenarios, imports) counts the distinct tools its trajectory
+used instead, so the factor never reads 0 beside a non-zero tools-per-trajectory.
 """
 
 from __future__ import annotations
 
+import json
+import posixpath
+import re
+import shlex
 import statistics
 from collections import Counter
 from collections.abc import Iterable
@@ -19,14 +39,16 @@ from typing import Any
 
 import msgspec
 
-from ise_es.events import UserTurn
+from ise_es.events import ToolCall, UserTurn
 from ise_es.projections.session import AgentStep, SessionView, call_failed
 
 __all__ = [
     "CorpusStats",
     "ReplaySummary",
     "SessionSummary",
+    "command_family",
     "corpus_stats",
+    "step_key",
     "summarize_session",
 ]
 
@@ -69,6 +91,77 @@ class ReplaySummary(msgspec.Struct, frozen=True, kw_only=True):
     determinism: float
 
 
+SUBCOMMAND_PROGRAMS = frozenset(
+    {
+        "apt", "apt-get", "brew", "cargo", "conda", "docker", "git", "go", "kubectl", "npm",
+        "pip", "pip3", "pnpm", "poetry", "service", "systemctl", "uv", "yarn",
+    }
+)  # fmt: skip
+"""Programs whose first argument says what they do (`git commit` and `git push` differ)."""
+INTERPRETERS = frozenset({"bash", "sh", "zsh", "node", "perl", "ruby", "php", "Rscript"})
+"""Programs whose step is the script they run (`python3 a.py` and `python3 b.py` differ)."""
+_PREFIX_WORDS = frozenset({"sudo", "env", "time", "nohup", "exec", "command"})
+_ASSIGNMENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=")
+_CD_PREFIX = re.compile(r"^\s*cd\s+[^;&|]+?\s*(?:&&|;)\s*")
+FILE_TOOLS = frozenset({"read", "write", "edit", "memory_get"})
+
+
+def command_family(command: str) -> str:
+    """The step a shell command works towards: its program (and module or subcommand)."""
+    text = command.strip()
+    while (m := _CD_PREFIX.match(text)) is not None:
+        text = text[m.end() :]
+    try:
+        words = shlex.split(text)
+    except ValueError:
+        words = text.split()
+    i = 0
+    while i < len(words):
+        if _ASSIGNMENT.match(words[i]) or words[i] in _PREFIX_WORDS:
+            i += 1
+        elif words[i] == "timeout":  # `timeout 30 cmd`
+            i += 2 if i + 1 < len(words) and words[i + 1][:1].isdigit() else 1
+        else:
+            break
+    if i >= len(words):
+        return ""
+    program = posixpath.basename(words[i])
+    rest = [w for w in words[i + 1 :] if w not in ("&&", "||", "|", ";")]
+    if re.fullmatch(r"python[0-9.]*", program) and rest[:1] == ["-m"] and len(rest) > 1:
+        return f"python -m {rest[1]}"
+    if program in SUBCOMMAND_PROGRAMS or program in INTERPRETERS or program.startswith("python"):
+        # the subcommand, or the script an interpreter runs (`python3 -c` stays itself)
+        sub = next((w for w in rest if not w.startswith("-")), "")
+        if program not in SUBCOMMAND_PROGRAMS and rest[:1] == ["-c"]:
+            sub = "-c"
+        return f"{program} {posixpath.basename(sub) if sub else ''}".strip()
+    return program
+
+
+def _arguments(call: ToolCall) -> dict[str, Any]:
+    try:
+        parsed = json.loads(call.arguments or "{}")
+    except ValueError:
+        return {}
+    return parsed if isinstance(parsed, dict) else {}
+
+
+def step_key(call: ToolCall) -> tuple[str, str]:
+    """What a call works towards, for failure -> recovery (see the module docstring)."""
+    args = _arguments(call)
+    if call.name == "exec" and isinstance(args.get("command"), str):
+        return ("exec", command_family(args["command"]))
+    if call.name in FILE_TOOLS and isinstance(args.get("path"), str):
+        return ("file", posixpath.normpath(args["path"].removeprefix("./")))
+    if call.name == "apply_patch" and isinstance(args.get("input"), str):
+        m = re.search(r"^\*\*\* (?:Add|Update|Delete) File: (.+)$", args["input"], re.M)
+        if m:
+            return ("file", posixpath.normpath(m.group(1).strip().removeprefix("./")))
+    if call.name == "process" and isinstance(args.get("sessionId"), str):
+        return ("process", args["sessionId"])
+    return ("tool", call.name)
+
+
 def _count(value: Any) -> int:
     return len(value) if isinstance(value, list | tuple | dict) else 0
 
@@ -78,22 +171,23 @@ def summarize_session(view: SessionView) -> SessionSummary:
     sequence: list[str] = []
     exit_codes: Counter[str] = Counter()
     failed = recovered = think = dialogue = users = 0
-    # (turn, tool) -> number of failures still waiting for a success of that tool in that turn
-    waiting: Counter[tuple[int, str]] = Counter()
-    turn = 0
+    # step key -> number of failures still waiting for a success towards that step
+    waiting: Counter[tuple[str, str]] = Counter()
+    keys: dict[str, tuple[str, str]] = {}
     for entry in view.entries:
         dialogue += 1
         if isinstance(entry, UserTurn):
-            turn = entry.turn
             users += 1
         elif isinstance(entry, AgentStep):
             if entry.message.reasoning:
                 think += 1
-            sequence.extend(c.name for c in entry.message.tool_calls)
+            for tool_call in entry.message.tool_calls:
+                sequence.append(tool_call.name)
+                keys[tool_call.id] = step_key(tool_call)
         else:
             if entry.exit_code is not None:
                 exit_codes[str(entry.exit_code)] += 1
-            key = (turn, entry.tool)
+            key = keys.get(entry.call_id, ("tool", entry.tool))
             if call_failed(entry):
                 failed += 1
                 waiting[key] += 1
@@ -108,7 +202,7 @@ def summarize_session(view: SessionView) -> SessionSummary:
         elif call.role == "user":
             usage["user_prompt"] += call.usage.prompt_tokens
             usage["user_completion"] += call.usage.completion_tokens
-    tools = record.get("tools", record.get("tools_used", []))
+    tools = record.get("tools") or record.get("tools_used") or sorted(set(sequence))
     complexity = record.get("complexity")
     return SessionSummary(
         session_id=view.session_id,

@@ -34,7 +34,7 @@ def test_import_then_project(sqlite_url: str, tmp_path: Path) -> None:
     assert stats["complete_trajectories"] == 2
     assert stats["total_tool_calls"] == 6
     assert "user_turn_values" not in stats
-    assert len(list((tmp_path / "p").glob("*.png"))) == 4
+    assert len(list((tmp_path / "p").glob("*.png"))) == 5
 
     code, out, _ = run("project", "audit", "--db", sqlite_url)
     assert code == 0

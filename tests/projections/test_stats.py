@@ -118,6 +118,7 @@ def test_plots_are_written(tmp_path: Path) -> None:
         "user_turns_hist.png",
         "trajectory_depth_hist.png",
         "tool_calls_hist.png",
+        "exit_codes.png",
     ]
     for p in paths:
         width, height = png_size(p)
