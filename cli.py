@@ -19,6 +19,7 @@ from ise_es.commands.common import db_option, reports_errors
 from ise_es.commands.imports import import_middle_command as _import_middle_command
 from ise_es.commands.options import apply as _apply
 from ise_es.commands.options import role_options
+from ise_es.commands.selection import export_options, selection_options
 from ise_es.commands.serve import serve_command as _serve_command
 from ise_es.errors import IseEsError
 
@@ -421,84 +422,10 @@ def project() -> None:
     type=click.Path(dir_okay=False),
     help="JSONL file; - for stdout.",
 )
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["openai", "sharegpt", "middle"]),
-    default="openai",
-    show_default=True,
-    help="openai (OpenAI/TRL messages+tools), sharegpt (LLaMA-Factory), middle (ISE reference).",
-)
-@click.option(
-    "--reasoning",
-    type=click.Choice(["field", "think", "drop"]),
-    default=None,
-    help="reasoning_content field, inline <think> blocks, or removed "
-    "[default: field; think for sharegpt].",
-)
-@click.option(
-    "--samples",
-    type=click.Choice(["trajectory", "per-turn"]),
-    default="trajectory",
-    show_default=True,
-    help="One sample per trajectory, or one per user turn (thinking only on the target turn).",
-)
-@click.option(
-    "--status",
-    type=click.Choice(["completed", "turn_cap", "stalled", "error", "interrupted", "any"]),
-    default="completed",
-    show_default=True,
-    help="Sessions to keep by how they ended (completion gating).",
-)
-@click.option("--clean", is_flag=True, help="Drop trajectories the audits flag.")
-@click.option("--lexicon", type=click.Path(exists=True, dir_okay=False), help="Role-drift lexicon.")
-@click.option("--min-user-turns", type=click.IntRange(min=0), default=0, show_default=True)
-@click.option("--split", "split_spec", help="Shares per split, e.g. train=0.95,val=0.05.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the split.")
-@click.option("--redact-secrets", is_flag=True, help="Replace tokens, keys and URL passwords.")
+@_apply(selection_options())
 @click.option("--force", is_flag=True, help="Write even when the files are up to date.")
-@click.option(
-    "--malformed",
-    type=click.Choice(["mask", "drop", "keep"]),
-    default="mask",
-    show_default=True,
-    help="Trajectories with malformed tool-call arguments: never train on the broken message "
-    "(openai weight 0; sharegpt drops the call), drop the trajectory, or keep it as is.",
-)
-@click.option(
-    "--middle-shape",
-    type=click.Choice(["current", "legacy"]),
-    default="current",
-    show_default=True,
-    help="middle: the reference's current keys, or its legacy shape (intent, string arguments).",
-)
-@click.option(
-    "--success",
-    "success_rule",
-    type=click.Choice(["strict", "reference"]),
-    default="strict",
-    show_default=True,
-    help="middle: success from every failure signal, or the reference's `not isError`.",
-)
 @reports_errors
-def project_sft_jsonl(
-    db_url: str,
-    output: str,
-    fmt: str,
-    reasoning: str | None,
-    samples: str,
-    status: str,
-    clean: bool,
-    lexicon: str | None,
-    min_user_turns: int,
-    split_spec: str | None,
-    seed: int,
-    redact_secrets: bool,
-    force: bool,
-    malformed: str,
-    middle_shape: str,
-    success_rule: str,
-) -> None:
+def project_sft_jsonl(db_url: str, output: str, force: bool, **selection: Any) -> None:
     """Write trajectories as SFT JSONL, one sample per line, in session-id order.
 
     With --split, one file per split (OUT.train.jsonl, OUT.val.jsonl), assigned by session id.
@@ -509,28 +436,9 @@ def project_sft_jsonl(
         ise-es project sft-jsonl -o sft.jsonl --clean --split train=0.95,val=0.05 --seed 1
         ise-es project sft-jsonl -o middle.jsonl --format middle --middle-shape legacy
     """
-    from ise_es.projections.audit import load_lexicon
-    from ise_es.projections.export import ExportOptions, parse_split
-    from ise_es.projections.formats import resolve_options
     from ise_es.projections.run import run_export
 
-    options = ExportOptions(
-        render=resolve_options(
-            fmt,
-            reasoning,
-            samples,
-            redact=redact_secrets,
-            malformed=malformed,
-            middle_shape=middle_shape,
-            success=success_rule,
-        ),
-        status=status,
-        clean=clean,
-        min_user_turns=min_user_turns,
-        split=parse_split(split_spec) if split_spec else None,
-        seed=seed,
-        lexicon=load_lexicon(lexicon) if lexicon else None,
-    )
+    options = export_options(selection)
     report = run_export(db_url, output, options, force=force)
     err = output == "-"  # the JSONL went to stdout: the summary goes to stderr
     for f in report.files:
