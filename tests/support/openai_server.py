@@ -78,10 +78,12 @@ class Reply:
         )
 
     @staticmethod
-    def user_turn(query: str, *, completed: bool = False, reason: str = "scripted") -> Reply:
+    def user_turn(
+        query: str, *, completed: bool = False, reason: str = "scripted", delay_s: float = 0.0
+    ) -> Reply:
         """A user-simulator answer: the JSON object the simulator's contract asks for."""
         body = {"completed": completed, "query": query, "reason": reason}
-        return Reply(content=json.dumps(body))
+        return Reply(content=json.dumps(body), delay_s=delay_s)
 
 
 @dataclass(frozen=True)
@@ -416,3 +418,42 @@ class _RequestHandler(BaseHTTPRequestHandler):
             self.send_header(name, value)
         self.end_headers()
         self.wfile.write(body)
+
+
+DONE_MARKER = "ALL-DONE-7f3a"
+"""What the scripted agent says when it has finished; the scripted user then completes."""
+
+
+def serve_conversations(
+    server: ScriptedOpenAIServer,
+    *,
+    agent_model: str,
+    user_model: str,
+    command: str = "echo ok",
+    latency_s: float = 0.0,
+    failing: Callable[[], Error | None] | None = None,
+) -> None:
+    """Answer any number of concurrent sessions by looking at each conversation: the user asks
+    once, the agent runs `command` with exec, then replies with DONE_MARKER, and the user
+    completes. `latency_s` delays every answer (the fleet benchmarks' model latency);
+    `failing()` may return an Error to send instead (an endpoint that is down)."""
+
+    def user(request: RecordedRequest) -> Reply | Error:
+        error = failing() if failing is not None else None
+        if error is not None:
+            return error
+        done = DONE_MARKER in json.dumps(request.messages)
+        if done:
+            return Reply.user_turn("Thanks, that is all.", completed=True, delay_s=latency_s)
+        return Reply.user_turn(f"Please run {command} for me.", delay_s=latency_s)
+
+    def agent(request: RecordedRequest) -> Reply | Error:
+        error = failing() if failing is not None else None
+        if error is not None:
+            return error
+        if request.messages and request.messages[-1].get("role") == "tool":
+            return Reply(content=f"Done. {DONE_MARKER}", delay_s=latency_s)
+        return Reply.calls(("exec", json.dumps({"command": command})), delay_s=latency_s)
+
+    server.handle(user_model, user)
+    server.handle(agent_model, agent)
