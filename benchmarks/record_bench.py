@@ -26,7 +26,7 @@ from ise_es.store import migrate
 from ise_es.store.sql import open_store
 from ise_es.tools import FixtureWebGateway, SessionNamer, ToolRunner
 
-SCENARIOS = Path(__file__).resolve().parents[1] / "fixtures" / "scenarios"
+SCENARIOS = Path(__file__).resolve().parents[1] / "ise_es" / "data" / "scenarios"
 
 
 class MemoryBlobs:

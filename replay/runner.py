@@ -49,7 +49,8 @@ class ReplayOptions:
     backend: str | None = None
     """Sandbox backend; None replays on the recorded one."""
     templates_dir: str | None = None
-    """Where template names are resolved (default: the checkout's fixtures/templates)."""
+    """Where template names are looked up first (default: ./fixtures/templates), before the
+    shipped ones (`ise_es.sandbox.templates.template_search_path`)."""
     allow_template_change: bool = False
     """Replay even when the template's digest differs from the recorded one (noted in the
     report) instead of refusing."""

@@ -9,7 +9,7 @@ mkdir -p out
 export ISE_ES_DB="sqlite:///$PWD/out/demo.db"
 ise=.venv/bin/ise-es
 $ise db upgrade
-$ise record --scenario fixtures/scenarios
+$ise record --scenario shipped
 $ise sessions list
 $ise verify
 echo

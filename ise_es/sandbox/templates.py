@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import shutil
 import stat
 import tempfile
 import threading
@@ -33,9 +34,10 @@ __all__ = [
     "Template",
     "TemplateEntry",
     "default_cache_dir",
-    "default_templates_dir",
     "file_sha256",
     "load_template",
+    "shipped_templates_dir",
+    "template_search_path",
 ]
 
 EMPTY_TEMPLATE = "empty"
@@ -82,9 +84,26 @@ class _CachedHash(msgspec.Struct, frozen=True, array_like=True):
     sha256: str
 
 
-def default_templates_dir() -> Path:
-    """`fixtures/templates` of the checkout this package lives in."""
-    return Path(__file__).resolve().parents[2] / "fixtures" / "templates"
+USER_TEMPLATES_DIR = Path("fixtures") / "templates"
+"""Where a user's own templates are looked for when no directory is given: relative to the
+current directory, so a project keeps its templates beside its scenarios."""
+
+
+def shipped_templates_dir() -> Path:
+    """The templates that ship inside the package (package data, also in a wheel install)."""
+    return Path(__file__).resolve().parents[1] / "data" / "templates"
+
+
+def template_search_path(templates_dir: str | os.PathLike[str] | None = None) -> list[Path]:
+    """Where a template name is looked up, first match wins: `templates_dir` (from
+    `--templates-dir` or the config file) or else `./fixtures/templates`, then the shipped ones.
+    """
+    first = Path(templates_dir) if templates_dir is not None else Path.cwd() / USER_TEMPLATES_DIR
+    dirs = [first.absolute()]
+    shipped = shipped_templates_dir()
+    if not (first.is_dir() and shipped.is_dir() and first.samefile(shipped)):
+        dirs.append(shipped)
+    return dirs
 
 
 def default_cache_dir() -> Path:
@@ -112,7 +131,11 @@ def load_template(
     cache_dir: str | os.PathLike[str] | None = None,
     refresh: bool = False,
 ) -> Template:
-    """Resolve a template by name (a folder of `templates_dir`), path, `empty` or `image:NAME`.
+    """Resolve a template by name, path (with a `/` or a leading `.`), `empty` or `image:NAME`.
+
+    Every command resolves names here, the same way: a folder of `templates_dir` (or of
+    `./fixtures/templates` when none is given), else a shipped template
+    (`template_search_path`).
 
     Raises:
         TemplateError: unknown template, or its content does not match `expected_digest`.
@@ -146,22 +169,72 @@ def load_template(
 
 
 def _resolve_dir(spec: str, templates_dir: str | os.PathLike[str] | None, cache: Path) -> Path:
-    root = Path(templates_dir) if templates_dir is not None else default_templates_dir()
-    candidates = [Path(spec)] if ("/" in spec or spec.startswith(".")) else [root / spec]
-    for c in candidates:
-        if c.is_dir():
-            return c.resolve()
+    if "/" in spec or spec.startswith("."):
+        if Path(spec).is_dir():
+            return Path(spec).resolve()
+        raise TemplateError(f"template {spec!r}: no directory {Path(spec).absolute()}")
+    search = template_search_path(templates_dir)
+    for root in search:
+        if (root / spec).is_dir():
+            found = (root / spec).resolve()
+            return _without_pycache(found, cache) if root == search[-1] else found
     if spec == EMPTY_TEMPLATE:
         empty = cache / "empty-template"
         empty.mkdir(parents=True, exist_ok=True)
         if any(empty.iterdir()):
             raise TemplateError(f"template 'empty': {empty} is not empty; remove its contents")
         return empty.resolve()
-    known = sorted(p.name for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
-    raise TemplateError(
-        f"unknown template {spec!r}: no directory {candidates[0]} "
-        f"(known in {root}: {', '.join([EMPTY_TEMPLATE, *known])})"
+    known = sorted(
+        {p.name for root in search if root.is_dir() for p in root.iterdir() if p.is_dir()}
     )
+    raise TemplateError(
+        f"unknown template {spec!r}: no directory of that name in "
+        f"{' or '.join(str(root) for root in search)} "
+        f"(known: {', '.join([EMPTY_TEMPLATE, *known])}; --templates-dir DIR adds a directory)"
+    )
+
+
+_clean_memo: dict[Path, Path] = {}
+
+
+def _without_pycache(path: Path, cache: Path) -> Path:
+    """A shipped template as checked in, even when pip installed it.
+
+    pip byte-compiles every .py file it installs, so a shipped template in a wheel install holds
+    `__pycache__` directories that the checked-in one does not: its digest would differ and
+    the agent would see files the template never had. Sandboxes then start from a copy without
+    them, made once in the cache and named by the stat of every other entry (so an edited or
+    reinstalled template gets a fresh copy): a session recorded from a wheel install has the
+    digest of one recorded from a checkout.
+    """
+    with _memo_lock:
+        known = _clean_memo.get(path)
+    if known is not None:
+        return known
+    stamp = hashlib.sha256(str(path).encode())
+    compiled = False
+    for top, dirs, files in os.walk(path):
+        compiled = compiled or "__pycache__" in dirs
+        dirs[:] = sorted(d for d in dirs if d != "__pycache__")
+        for name in sorted([*dirs, *files]):
+            st = os.lstat(os.path.join(top, name))
+            stamp.update(f"{top}/{name}\0{st.st_mode}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    clean = path
+    if compiled:
+        clean = cache / "shipped-templates" / f"{path.name}-{stamp.hexdigest()[:16]}"
+        if not clean.is_dir():
+            clean.parent.mkdir(parents=True, exist_ok=True)
+            tmp = Path(tempfile.mkdtemp(dir=clean.parent, prefix=".tmp-"))
+            copy = tmp / path.name
+            ignore = shutil.ignore_patterns("__pycache__")
+            shutil.copytree(path, copy, symlinks=True, ignore=ignore)
+            with contextlib.suppress(OSError):  # another process made it first: use theirs
+                os.rename(copy, clean)
+            shutil.rmtree(tmp, ignore_errors=True)
+        clean = clean.resolve()
+    with _memo_lock:
+        _clean_memo[path] = clean
+    return clean
 
 
 def digest_of(manifest: Mapping[str, TemplateEntry]) -> str:

@@ -17,10 +17,21 @@ path whichever backend drives them.
             text: ""                              # optional
             tool_calls:
               - exec: {command: python3 -m unittest}
-              - name: exec                        # or the long form, for malformed calls
+          - expect_error: true                  # this step's bad calls are on purpose
+            tool_calls:
+              - name: exec                        # the long form, for malformed calls
                 raw_arguments: '{"command": '
           - text: One test fails because ...     # a step without tool calls ends the turn
     done: All fixed, thanks.                      # the user's closing turn (completed = true)
+
+A call to a tool that does not exist, or with arguments its schema refuses, is refused when the
+file loads (a typo would otherwise record a session whose agent only ever saw errors), unless
+its step says `expect_error: true`: then the bad call is played and the agent sees the error
+result, as it would from a real model. Calls that are valid but fail when they run (a command
+that exits 1, a bad cron expression) need no flag.
+
+`--scenario NAME` also finds a shipped scenario by file name (`03-web-research`), and
+`--scenario shipped` all of them (`shipped_scenarios_dir()`; they ship as package data).
 """
 
 from __future__ import annotations
@@ -28,7 +39,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import msgspec
 import yaml
@@ -45,13 +56,18 @@ from ise_es.llm.base import (
 )
 from ise_es.simulate.agent import SCRIPTED_BASE_URL
 
+if TYPE_CHECKING:
+    from ise_es.tools.base import ToolRegistry
+
 __all__ = [
     "AgentStep",
     "Scenario",
     "ScriptedAgentClient",
     "ScriptedUserClient",
+    "check_tool_calls",
     "load_scenario",
     "load_scenarios",
+    "shipped_scenarios_dir",
 ]
 
 
@@ -70,6 +86,8 @@ class AgentStep(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     text: str = ""
     reasoning: str | None = None
     tool_calls: list[ScriptedToolCall] = []
+    expect_error: bool = False
+    """The step makes a bad call on purpose (unknown tool, arguments the schema refuses)."""
 
 
 class ScriptedTurn(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -140,11 +158,76 @@ def load_scenario(path: Path) -> Scenario:
                 f"{path}: invalid scenario: the agent's last step must be a reply without tool "
                 f"calls - at `$.turns[{t}].agent`"
             )
+    check_tool_calls(path, scenario)
     return msgspec.structs.replace(scenario, name=scenario.name or path.stem)
 
 
+def check_tool_calls(path: Path, scenario: Scenario) -> None:
+    """Refuse a call to an unknown tool or with arguments the tool's schema refuses, unless
+    its step says `expect_error: true`.
+
+    Raises:
+        InvalidInput: naming the file, the turn, the step and what is wrong.
+    """
+    from ise_es.tools.catalog import default_registry
+
+    registry = default_registry()
+    for t, turn in enumerate(scenario.turns):
+        for k, step in enumerate(turn.agent):
+            for c, call in enumerate(step.tool_calls):
+                problem = None if step.expect_error else _call_problem(registry, call)
+                if problem is not None:
+                    raise InvalidInput(
+                        f"{path}: turn {t + 1}, agent step {k + 1}, tool call {c + 1}: "
+                        f"{problem}; fix the call, or add `expect_error: true` to the step "
+                        "if the bad call is on purpose"
+                    )
+
+
+def _call_problem(registry: ToolRegistry, call: ScriptedToolCall) -> str | None:
+    """Why the tool runner would refuse `call` before running it, or None."""
+    from ise_es.tools.schema import ArgumentError, parse_arguments
+
+    tool = registry.get(call.name)
+    if tool is None:
+        return f"unknown tool {call.name!r} (tools: {', '.join(registry.names())})"
+    try:
+        parse_arguments(call.encoded(), tool.parameters)
+    except ArgumentError as e:
+        return f"{call.name} refuses these arguments: {e}"
+    return None
+
+
+def shipped_scenarios_dir() -> Path:
+    """The scenarios that ship inside the package (package data, also in a wheel install)."""
+    return Path(__file__).resolve().parents[1] / "data" / "scenarios"
+
+
+SHIPPED = "shipped"
+"""`--scenario shipped`: every shipped scenario."""
+
+
+def _find(target: Path) -> Path:
+    """`target` itself when it exists, else a shipped scenario of that name (or `shipped`)."""
+    if target.exists() or len(target.parts) != 1:
+        return target
+    shipped = shipped_scenarios_dir()
+    if str(target) == SHIPPED:
+        return shipped
+    for candidate in (shipped / f"{target}.yaml", shipped / f"{target}.yml"):
+        if candidate.is_file():
+            return candidate
+    return target
+
+
 def load_scenarios(target: Path) -> list[tuple[Path, Scenario]]:
-    """One file, or every *.yaml/*.yml in a directory (sorted)."""
+    """One file, or every *.yaml/*.yml in a directory (sorted); a name that is no path is
+    looked up among the shipped scenarios (`shipped` for all of them).
+
+    Raises:
+        InvalidInput: no such file, or a file that is not a valid scenario (see `load_scenario`).
+    """
+    target = _find(target)
     if target.is_dir():
         files = sorted([*target.glob("*.yaml"), *target.glob("*.yml")])
         if not files:
@@ -152,7 +235,11 @@ def load_scenarios(target: Path) -> list[tuple[Path, Scenario]]:
     elif target.exists():
         files = [target]
     else:
-        raise InvalidInput(f"{target}: no such scenario file or directory")
+        names = sorted(p.stem for p in shipped_scenarios_dir().glob("*.y*ml"))
+        raise InvalidInput(
+            f"{target}: no such scenario file or directory (shipped scenarios: "
+            f"{SHIPPED} for all, or {', '.join(names)})"
+        )
     return [(f, load_scenario(f)) for f in files]
 
 

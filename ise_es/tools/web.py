@@ -5,7 +5,7 @@ A gateway answers one HTTP request at a time (no redirect following: the tool fo
 redirects hop by hop, so each hop is recorded as its own HttpExchange and replays the same).
 Three gateways:
 
-- `FixtureWebGateway`: a local fixture site (`fixtures/web/`) served by a small HTTP server on
+- `FixtureWebGateway`: a local fixture site (`ise_es/data/web/`) served by a small HTTP server on
   127.0.0.1 that the gateway starts. We serve it over real HTTP rather than reading files
   directly so that fixture runs go through the same client code as live ones (status codes,
   headers, redirects, byte limits); the logical URLs (`https://docs.example.com/...`) are
@@ -84,7 +84,7 @@ class WebGateway(Protocol):
 
 
 def default_fixture_root() -> Path:
-    return Path(__file__).resolve().parents[2] / "fixtures" / "web"
+    return Path(__file__).resolve().parents[1] / "data" / "web"
 
 
 def _http_get(url: str, *, logical_url: str, max_bytes: int) -> WebResponse:

@@ -19,7 +19,7 @@ from replay.corpus import select_sessions
 HERE = Path(__file__).resolve().parent
 SCENARIOS = HERE / "scenarios"
 ROOT = HERE.parents[1]
-SHIPPED = ROOT / "fixtures" / "scenarios"
+SHIPPED = ROOT / "ise_es" / "data" / "scenarios"
 
 
 def record(db_url: str, scenario: Path, *, template: Path | str | None = None) -> list[str]:

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from ise_es.sandbox import Limits, Sandbox, open_sandbox
-from ise_es.sandbox.templates import default_templates_dir
+from ise_es.sandbox.templates import shipped_templates_dir
 from ise_es.store.sql import SqlEventStore, open_store
 
 OpenSandbox = Callable[..., Sandbox]
@@ -40,7 +40,7 @@ def template_copy(tmp_path: Path) -> Callable[[str], Path]:
 
     def copy(name: str) -> Path:
         dst = tmp_path / "templates" / name
-        shutil.copytree(default_templates_dir() / name, dst, symlinks=True)
+        shutil.copytree(shipped_templates_dir() / name, dst, symlinks=True)
         return dst
 
     return copy

@@ -34,7 +34,7 @@ def test_cli_template_digest() -> None:
     r = CliRunner().invoke(main, ["sandbox", "template-digest", "pyproject"])
     assert r.exit_code == 0 and r.output == load_template("pyproject").digest + "\n"
     r = CliRunner().invoke(main, ["sandbox", "template-digest", "nope"])
-    assert r.exit_code == 1 and "unknown template 'nope'" in r.output
+    assert r.exit_code == 2 and "unknown template 'nope'" in r.output  # bad input, as everywhere
 
 
 @pytest.mark.docker
