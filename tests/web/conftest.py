@@ -96,7 +96,7 @@ class LoopbackServer:
         self.httpd.daemon_threads = True
         if context is not None:
 
-            def remember(sock: ssl.SSLSocket, name: str | None, ctx: ssl.SSLContext) -> None:
+            def remember(sock: ssl.SSLObject, name: str, ctx: ssl.SSLContext) -> None:
                 self.sni.append(name)
 
             context.sni_callback = remember
