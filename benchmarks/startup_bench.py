@@ -1,14 +1,16 @@
 """CLI start-up: wall time of the commands people type most, against the interpreter's own
 start, measured in the same run. One command:
 
-    .venv/bin/python benchmarks/startup_bench.py [--runs 11] [--keep DIR]
+    .venv/bin/python benchmarks/startup_bench.py [--runs 11] [--keep DIR] [--compare DIR]
 
 It records a six-session store first, with the shipped scenarios through the CLI itself
 (`ise-es db upgrade`, `ise-es record --scenario shipped`), then times each command
 as a fresh process through the installed `ise-es` entry point (what a user's shell runs):
 `ise-es --help`, `ise-es sessions list` on that store, `ise-es intents space --personas 1000`,
 and `python -c pass` as the floor. Medians of --runs runs, interleaved so that a burst of load
-from elsewhere on the machine hits every command alike.
+from elsewhere on the machine hits every command alike; wall time and the CPU time the process
+itself used (which moves less when other work shares the CPUs). `--compare DIR` times another
+checkout the same way in the same run (before/after figures).
 
 Targets (issue 10): `sessions list` on a small SQLite store <= 0.35 s, `--help` <= 0.15 s.
 A benchmark, not a test: the figures depend on the machine and on what else runs on it (the
@@ -57,18 +59,18 @@ def run(argv: list[str], env: dict[str, str]) -> tuple[float, float]:
     return seconds, cpu
 
 
-def record_store(cli: str, directory: Path, env: dict[str, str]) -> str:
+def record_store(cli: list[str], scenarios: str, directory: Path, env: dict[str, str]) -> str:
+    directory.mkdir(parents=True, exist_ok=True)
     url = f"sqlite:///{directory / 'startup.db'}"
-    scenarios = str(SCENARIOS) if SCENARIOS.is_dir() else "shipped"
     for argv in (
-        [cli, "db", "upgrade", "--db", url],
-        [cli, "record", "--scenario", scenarios, "--db", url],
+        [*cli, "db", "upgrade", "--db", url],
+        [*cli, "record", "--scenario", scenarios, "--db", url],
     ):
         subprocess.run(
             argv, env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
     listed = subprocess.run(
-        [cli, "sessions", "list", "--json", "--db", url],
+        [*cli, "sessions", "list", "--json", "--db", url],
         env=env,
         check=True,
         capture_output=True,
@@ -79,57 +81,103 @@ def record_store(cli: str, directory: Path, env: dict[str, str]) -> str:
     return url
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--runs", type=int, default=11, help="Runs per command (median).")
-    parser.add_argument("--keep", type=Path, help="Record the store here and keep it.")
-    args = parser.parse_args()
+def commands_of(cli: list[str], url: str) -> dict[str, list[str]]:
+    return {
+        "ise-es --help": [*cli, "--help"],
+        "ise-es sessions list": [*cli, "sessions", "list", "--db", url],
+        "ise-es intents space": [*cli, "intents", "space", "--personas", "1000"],
+    }
 
-    cli = ise_es()
-    # No config file or store from the caller's directory or environment leaks in.
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ISE_ES_")}
-    env["COLUMNS"] = "80"
-    directory = args.keep or Path(tempfile.mkdtemp(prefix="ise-es-startup-"))
-    directory.mkdir(parents=True, exist_ok=True)
-    try:
-        url = record_store(cli, directory, env)
-        commands = {
-            "python -c pass": [sys.executable, "-c", "pass"],
-            "ise-es --help": [cli, "--help"],
-            "ise-es sessions list": [cli, "sessions", "list", "--db", url],
-            "ise-es intents space": [cli, "intents", "space", "--personas", "1000"],
-        }
-        times: dict[str, list[tuple[float, float]]] = {name: [] for name in commands}
-        for argv in commands.values():  # warm the page cache and the bytecode caches
-            run(argv, env)
-        for _ in range(args.runs):
-            for name, argv in commands.items():
-                times[name].append(run(argv, env))
-    finally:
-        if args.keep is None:
-            shutil.rmtree(directory, ignore_errors=True)
 
-    def medians(name: str) -> tuple[float, float]:
-        return (
-            statistics.median(w for w, _ in times[name]),
-            statistics.median(c for _, c in times[name]),
-        )
+Samples = dict[str, list[tuple[float, float]]]
 
-    floor_wall, floor_cpu = medians("python -c pass")
-    print(f"start-up, median of {args.runs} runs each (fresh process, 6-session SQLite store)")
+
+def report(title: str, times: Samples, floor: tuple[float, float]) -> dict[str, float]:
+    print(title)
     print(f"{'command':<22}{'wall s':>8}{'x floor':>8}{'cpu s':>8}{'x floor':>8}  target (wall)")
-    for name in times:
-        wall, cpu = medians(name)
+    walls = {}
+    for name, samples in times.items():
+        wall = statistics.median(w for w, _ in samples)
+        cpu = statistics.median(c for _, c in samples)
+        walls[name] = wall
         target = TARGETS.get(name)
         verdict = ""
         if target is not None:
             verdict = f"<= {target:.2f} s " + ("met" if wall <= target else "MISSED")
         print(
-            f"{name:<22}{wall:>8.3f}{wall / floor_wall:>8.1f}{cpu:>8.3f}{cpu / floor_cpu:>8.1f}"
+            f"{name:<22}{wall:>8.3f}{wall / floor[0]:>8.1f}{cpu:>8.3f}{cpu / floor[1]:>8.1f}"
             f"  {verdict}"
         )
+    return walls
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--runs", type=int, default=11, help="Runs per command (median).")
+    parser.add_argument("--keep", type=Path, help="Record the stores here and keep them.")
+    parser.add_argument(
+        "--compare",
+        type=Path,
+        help="Another checkout (e.g. `git archive COMMIT | tar -x -C DIR`) timed in the same "
+        "run with this interpreter, with a store its own CLI records.",
+    )
+    args = parser.parse_args()
+
+    # No config file or store from the caller's directory or environment leaks in.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ISE_ES_")}
+    env["COLUMNS"] = "80"
+    trees: dict[str, tuple[list[str], str, dict[str, str]]] = {
+        "this tree": ([ise_es()], str(SCENARIOS) if SCENARIOS.is_dir() else "shipped", env)
+    }
+    if args.compare is not None:
+        other = args.compare.resolve()
+        # The checkout's own modules ahead of the editable install of this one.
+        trees[f"{other}"] = (
+            [sys.executable, "-c", "import sys; from cli import main; sys.exit(main())"],
+            str(other / "fixtures" / "scenarios"),
+            {**env, "PYTHONPATH": str(other)},
+        )
+    directory = args.keep or Path(tempfile.mkdtemp(prefix="ise-es-startup-"))
+    try:
+        runs: list[tuple[str, str, list[str], dict[str, str]]] = [
+            ("", "python -c pass", [sys.executable, "-c", "pass"], env)
+        ]
+        for i, (label, (cli, scenarios, tree_env)) in enumerate(trees.items()):
+            url = record_store(cli, scenarios, directory / f"tree{i}", tree_env)
+            runs += [(label, n, a, tree_env) for n, a in commands_of(cli, url).items()]
+        times: dict[str, Samples] = {label: {} for label in ["", *trees]}
+        for label, name, argv, run_env in runs:  # warm the page and bytecode caches
+            run(argv, run_env)
+            times[label][name] = []
+        for _ in range(args.runs):  # interleaved: load from elsewhere hits every command alike
+            for label, name, argv, run_env in runs:
+                times[label][name].append(run(argv, run_env))
+    finally:
+        if args.keep is None:
+            shutil.rmtree(directory, ignore_errors=True)
+
+    pass_samples = times.pop("")["python -c pass"]
+    floor = (
+        statistics.median(w for w, _ in pass_samples),
+        statistics.median(c for _, c in pass_samples),
+    )
+    print(f"python -c pass: {floor[0]:.3f} s wall, {floor[1]:.3f} s cpu (the floor)")
+    walls = {
+        label: report(
+            f"\n{label}: median of {args.runs} runs (fresh process, 6-session SQLite store)",
+            samples,
+            floor,
+        )
+        for label, samples in times.items()
+    }
+    if len(walls) == 2:
+        mine, other = walls.values()
+        print(
+            "\nwall time, this tree / the other: "
+            + ", ".join(f"{name} {mine[name] / other[name]:.2f}x" for name in mine)
+        )
     load = os.getloadavg()[0]
-    print(f"load average during the run: {load:.2f} on {os.cpu_count()} CPUs")
+    print(f"load average at the end of the run: {load:.2f} on {os.cpu_count()} CPUs")
 
 
 if __name__ == "__main__":

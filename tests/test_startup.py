@@ -42,14 +42,29 @@ HEAVY = (
 )
 """Never imported by `--help`, `sessions list|show` or `intents space`."""
 
-HELP_ALSO_WITHOUT = ("rich", "sqlalchemy", "alembic", "psycopg", "yaml")
-"""`--help` of any command reads no store and prints with click alone."""
+HELP_ALSO_WITHOUT = (
+    "rich",
+    "sqlalchemy",
+    "alembic",
+    "psycopg",
+    "yaml",
+    "ise_es.store",
+    "ise_es.projections",
+    "ise_es.intents",
+    "ise_es.simulate",
+    "ise_es.sandbox",
+    "ise_es.tools",
+    "replay",
+)
+"""`--help` of any command prints with click alone: no store, no stage package (what a
+command module needs from a stage it imports inside the command's function)."""
 
 SQLITE_ALSO_WITHOUT = ("alembic", "psycopg")
 """Opening a SQLite store checks its revision without Alembic and never needs psycopg."""
 
-# Runs in a fresh interpreter: records, for every watched top-level module, the modules that
-# were executing when it was first imported (outermost first), then runs the CLI in-process.
+# Runs in a fresh interpreter: records, for every watched package (and its submodules), the
+# modules that were executing when it was first imported (outermost first), then runs the CLI
+# in-process.
 CHILD = textwrap.dedent(
     """
     import json, sys
@@ -59,8 +74,8 @@ CHILD = textwrap.dedent(
 
     class Witness:
         def find_spec(self, name, path=None, target=None):
-            top = name.partition(".")[0]
-            if top in watched and top not in chains:
+            top = next((w for w in watched if name == w or name.startswith(w + ".")), None)
+            if top is not None and top not in chains:
                 chain, frame = [], sys._getframe(1)
                 while frame is not None:
                     module = frame.f_globals.get("__name__", "?")
@@ -157,19 +172,21 @@ def test_intents_space_loads_nothing_heavy(tmp_path: Path) -> None:
 
 
 def test_the_witness_names_the_module_that_imported(tmp_path: Path) -> None:
-    """The guard can fail, and says where: a command that needs numpy is reported with the
-    chain of modules down to the import."""
+    """The guard can fail, and says where: a package (or a dotted subpackage) that gets
+    imported is reported with the chain of modules down to the import."""
     out = tmp_path / "witness.json"
     script = CHILD.replace("from cli import main", "import ise_es.intents.dedup\nmain = None")
     subprocess.run(
-        [sys.executable, "-c", script, json.dumps(["numpy"]), str(out), "[]"],
+        [sys.executable, "-c", script, json.dumps(["numpy", "ise_es.intents"]), str(out), "[]"],
         cwd=ROOT,
         check=True,
         timeout=120,
     )
-    (chain,) = json.loads(out.read_text())["chains"].values()
-    assert chain[0].startswith("__main__:") and chain[-1] == "numpy"
-    assert any(link.startswith("ise_es.intents.dedup:") for link in chain), chain
+    chains = json.loads(out.read_text())["chains"]
+    assert chains["ise_es.intents"][-1] == "ise_es.intents"
+    numpy = chains["numpy"]
+    assert numpy[0].startswith("__main__:") and numpy[-1] == "numpy"
+    assert any(link.startswith("ise_es.intents.dedup:") for link in numpy), numpy
 
 
 def test_revision_check_without_alembic_agrees_with_alembic(empty_db_url: str) -> None:
@@ -178,13 +195,14 @@ def test_revision_check_without_alembic_agrees_with_alembic(empty_db_url: str) -
     import sqlalchemy as sa
 
     from ise_es.store import migrate
+    from ise_es.store.engine import normalize_url
 
     assert migrate.file_head() == migrate.head()
     seen = []
     for step in ("empty", "migrated"):
         if step == "migrated":
             migrate.upgrade(empty_db_url)
-        engine = sa.create_engine(migrate.normalize_url(empty_db_url))
+        engine = sa.create_engine(normalize_url(empty_db_url))
         try:
             with engine.connect() as conn:
                 seen.append(migrate._stored_revision(conn))

@@ -7,11 +7,12 @@ cli.py's `--db` option and error reporting without this module importing cli.py.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from ise_es.projections.openclaw import FileResult
+if TYPE_CHECKING:  # the importer loads on `ise-es import ...`, not on every start
+    from ise_es.projections.openclaw import FileResult
 
 __all__ = ["import_middle_command", "report_imports"]
 
