@@ -19,11 +19,18 @@ from transformers import PreTrainedTokenizerFast
 
 from cli import main
 from ise_es.events import ToolCallFinished, ToolCallStarted
+from ise_es.llm.base import RoleConfig
+from ise_es.llm.openai_client import OpenAIChatClient
 from ise_es.projections.conversation import malformed_arguments
 from ise_es.projections.formats import Excluded, render, resolve_options
 from ise_es.projections.session import SessionView, fold_session
-from ise_es.store.sql import open_store
+from ise_es.simulate.session import SessionPlan, record_session
+from ise_es.store.sql import SqlEventStore, open_store
 from tests.projections.builders import SessionBuilder, append_visible
+from tests.support.fixtures import FIELD_REASONING_MODEL, INLINE_REASONING_MODEL, openai_server
+from tests.support.openai_server import Reply, ScriptedOpenAIServer
+
+__all__ = ["openai_server"]  # the fixture, imported for this module
 
 # ChatML with Qwen3's conventions, in our words: tools in the system turn, <tool_call> blocks
 # whose arguments are printed as given when a string (as Qwen3's template does), results as
@@ -269,3 +276,46 @@ def test_export_counts_dropped_trajectories(db_url: str, tmp_path: Path) -> None
     assert "1 of 2 sessions exported; skipped: 1 malformed tool-call arguments" in result.output
     result = runner.invoke(main, ["project", "sft-jsonl", "-o", str(out), "--db", db_url])
     assert "2 of 2 sessions exported" in result.output
+
+
+def test_a_session_recorded_against_a_vllm_like_server(
+    store: SqlEventStore, openai_server: ScriptedOpenAIServer, tokenizer: PreTrainedTokenizerFast
+) -> None:
+    """Recorded for real (agent loop, tool runner, local sandbox): the agent's first call is
+    cut off, the runner answers with an error, the agent recovers on the next step."""
+    openai_server.script(
+        FIELD_REASONING_MODEL,
+        Reply.user_turn("Create notes.txt containing hello."),
+        Reply.user_turn("Thanks, done.", completed=True),
+    )
+    openai_server.script(
+        INLINE_REASONING_MODEL,
+        Reply.calls(("write", '{"path": "notes.txt", "content": "hello'), reasoning="Write it."),
+        Reply.calls(
+            ("write", '{"path": "notes.txt", "content": "hello\\n"}'),
+            reasoning="The arguments were cut off; again.",
+        ),
+        Reply(content="Created notes.txt.", reasoning="Done, say so."),
+    )
+
+    def role(name: str, model: str) -> OpenAIChatClient:
+        config = RoleConfig(role=name, model=model, base_url=openai_server.base_url)  # type: ignore[arg-type]
+        return OpenAIChatClient(config, environ={})
+
+    plan = SessionPlan(
+        intent_id="intent_malformed",
+        intent="Create a notes file.",
+        agent=role("agent", INLINE_REASONING_MODEL),
+        user=role("user", FIELD_REASONING_MODEL),
+    )
+    assert record_session(store, plan, session_id="vllm1").status == "completed"
+    view = fold_session(store.read_stream("session-vllm1"), "session-vllm1")
+    [broken] = [r for r in view.results() if r.is_error]
+    assert "not valid JSON" in broken.result_text
+    [sample] = render(view, resolve_options("openai"))
+    rendered = apply(tokenizer, sample["messages"], sample["tools"])
+    pairs = trained_blocks(sample, rendered)
+    assert [trained for trained, _ in pairs] == [False, True]
+    assert all(is_call_json(block) for trained, block in pairs if trained)
+    assert broken.result_text in rendered
+    assert "<think>\nDone, say so.\n</think>" in rendered
