@@ -238,13 +238,18 @@ def sessions() -> None:
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
 @reports_errors
 def sessions_list(db_url: str, status: str | None, as_json: bool) -> None:
-    """List sessions: id, intent, status, user turns, tool calls, started, duration.
+    """List sessions: id, status, user turns, tool calls, started, duration, intent.
+
+    One line per session with the session id whole, in a terminal of any width and in a pipe;
+    a running session (started, not ended) shows its turns and tool calls so far.
 
     \b
     Example:
         ise-es sessions list --status completed --json
     """
-    from ise_es.simulate.browse import list_sessions, print_session_table
+    import os
+
+    from ise_es.simulate.browse import list_sessions, print_session_table, terminal_width
     from ise_es.store.sql import open_store
 
     with open_store(db_url) as store:
@@ -255,7 +260,9 @@ def sessions_list(db_url: str, status: str | None, as_json: bool) -> None:
         for row in rows:
             click.echo(msgspec.json.encode(row).decode())
     else:
-        print_session_table(rows)
+        width = terminal_width(sys.stdout, os.environ)
+        bold = width is not None and "NO_COLOR" not in os.environ
+        print_session_table(rows, width=width, bold_header=bold)
 
 
 @sessions.command("show")

@@ -6,14 +6,18 @@ intent id is shortened with an ellipsis only in a terminal too narrow for it, an
 not a terminal (a pipe, a file) gets every row on one line, whole. A session that has started and
 not ended is `running`, and its turn and tool-call counts are read live from its stream.
 
-rich is imported by the functions that print, so `--json` and the library callers never load it.
+The table is plain text and rich is imported only by `print_session` (`sessions show`), so
+`sessions list` starts without loading rich.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING
+import shutil
+import sys
+import unicodedata
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, TextIO
 
 import msgspec
 
@@ -33,15 +37,16 @@ from ise_es.store.resolve import resolve_session_stream
 
 if TYPE_CHECKING:
     from rich.console import Console
-    from rich.table import Table
 
 __all__ = [
     "SessionRow",
+    "format_session_table",
     "list_sessions",
     "live_counts",
     "print_session",
     "print_session_table",
     "session_events",
+    "terminal_width",
 ]
 
 MIN_INTENT_WIDTH = 8
@@ -113,64 +118,89 @@ def list_sessions(store: EventStore, *, status: str | None = None) -> list[Sessi
     return rows
 
 
-def _session_table(rows: Sequence[SessionRow]) -> Table:
+HEADER = ("session", "status", "turns", "tools", "started (UTC)", "duration", "intent")
+GAP = "  "
+
+
+def _cells(text: str) -> int:
+    """Terminal cells `text` takes (wide East Asian characters take two)."""
+    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
+
+
+def _clip_cells(text: str, cells: int) -> str:
+    """`text` in at most `cells` cells, ending in an ellipsis when it was cut."""
+    if _cells(text) <= cells:
+        return text
+    out, used = [], 1
+    for ch in text:
+        used += _cells(ch)
+        if used > cells:
+            break
+        out.append(ch)
+    return "".join(out) + "…"
+
+
+def _printable(text: str) -> str:
+    # One row per line, whatever an imported id holds.
+    return "".join(ch if ch.isprintable() else "?" for ch in text)
+
+
+def format_session_table(rows: Sequence[SessionRow], *, width: int | None = None) -> list[str]:
+    """The `sessions list` table as lines: a header, then one line per session, columns two
+    spaces apart, the intent id last.
+
+    width: the terminal's width, or None when the output is not a terminal (every cell whole,
+    lines as long as they need). In a terminal only the intent id is shortened, with an
+    ellipsis and to no fewer than MIN_INTENT_WIDTH cells; below that the lines are longer than
+    the terminal (it soft-wraps them) rather than a session id being cut.
+    """
     import datetime as dt
 
-    from rich.markup import escape
-    from rich.table import Table
-
-    # No borders: at 80 columns every cell a border takes is one the intent id does not get.
-    table = Table(box=None, show_header=True, header_style="bold", pad_edge=False)
-    table.add_column("session", no_wrap=True)
-    for column in ("status", "turns", "tools", "started (UTC)", "duration"):
-        table.add_column(column, no_wrap=True)
-    # Last, so that it is the one column a narrow terminal shortens.
-    table.add_column("intent", no_wrap=True, overflow="ellipsis")
-    for r in rows:
-        started = dt.datetime.fromtimestamp(r.started, dt.UTC).strftime("%Y-%m-%d %H:%M")
-        table.add_row(
+    table = [HEADER] + [
+        (
             r.session_id,
             r.status,
             str(r.user_turns),
             str(r.tool_calls),
-            started,
+            dt.datetime.fromtimestamp(r.started, dt.UTC).strftime("%Y-%m-%d %H:%M"),
             f"{r.duration_s:.1f}s" if r.duration_s is not None else "-",
-            escape(r.intent_id),
+            _printable(r.intent_id),
         )
-    return table
+        for r in rows
+    ]
+    widths = [max(_cells(row[i]) for row in table) for i in range(len(HEADER))]
+    if width is not None:
+        fixed = sum(widths[:-1]) + len(GAP) * (len(widths) - 1)
+        widths[-1] = min(widths[-1], max(MIN_INTENT_WIDTH, width - fixed))
+    lines = []
+    for row in table:
+        cells = [cell + " " * (w - _cells(cell)) for cell, w in zip(row[:-1], widths, strict=False)]
+        lines.append(GAP.join([*cells, _clip_cells(row[-1], widths[-1])]))
+    return lines
 
 
-def print_session_table(rows: Sequence[SessionRow], console: Console | None = None) -> None:
-    """Print the rows, one line each, with every session id whole (see the module docstring)."""
-    from rich.cells import cell_len
-    from rich.console import Console
-
-    out = console or Console()
-    table = _session_table(rows)
-    width, natural = out.width, _table_width(out, table)
-    if out.is_terminal:
-        # Everything else keeps its natural width; the intent id gives up what is missing,
-        # and when even MIN_INTENT_WIDTH does not fit, the line is longer than the terminal
-        # (the terminal soft-wraps it) rather than an id being cut.
-        intent = table.columns[-1]
-        intent.max_width = max(cell_len(c) for c in ["intent", *(r.intent_id for r in rows)])
-        while natural > width and intent.max_width > MIN_INTENT_WIDTH:
-            intent.max_width = max(MIN_INTENT_WIDTH, intent.max_width - (natural - width))
-            natural = _table_width(out, table)
-    # Not a terminal (a pipe, a file): as wide as the longest row, nothing shortened.
-    width = max(width, natural)
-    saved = out.width
-    out.width = width
-    try:
-        out.print(table, crop=False)
-    finally:
-        out.width = saved
+def print_session_table(
+    rows: Sequence[SessionRow], *, width: int | None = None, bold_header: bool = False
+) -> None:
+    """Print `format_session_table(rows, width=width)` on stdout (plain text: no rich, so
+    `sessions list` starts without loading it)."""
+    lines = format_session_table(rows, width=width)
+    if bold_header:
+        lines[0] = f"\x1b[1m{lines[0]}\x1b[0m"
+    sys.stdout.write("\n".join(lines) + "\n")
 
 
-def _table_width(console: Console, table: Table) -> int:
-    from rich.measure import Measurement
+def terminal_width(stream: TextIO, environ: Mapping[str, str]) -> int | None:
+    """The width to fit a table to: the terminal's, or None when `stream` is not a terminal.
 
-    return Measurement.get(console, console.options.update_width(1_000_000), table).maximum
+    TTY_COMPATIBLE=1/0 says whether it is one, as it does for rich (which prints `sessions
+    show`), so both commands agree; COLUMNS overrides the width, as everywhere.
+    """
+    forced = environ.get("TTY_COMPATIBLE", "")
+    if forced == "0" or (forced != "1" and not stream.isatty()):
+        return None
+    columns = environ.get("COLUMNS", "")
+    return int(columns) if columns.isdigit() else shutil.get_terminal_size().columns
 
 
 def session_events(store: EventStore, session_id: str) -> list[Event]:

@@ -156,3 +156,22 @@ def test_running_session_shows_live_counts(store: SqlEventStore, db_url: str) ->
     _, out, _ = run("sessions", "list", "--json", "--db", db_url)
     rows = {r["session_id"]: r for r in map(json.loads, out.splitlines())}
     assert rows[OTHER]["tool_calls"] == 3
+
+
+def test_wide_characters_and_control_characters_keep_rows_on_one_line() -> None:
+    from ise_es.simulate.browse import SessionRow, format_session_table
+
+    row = SessionRow(
+        session_id=FIRST,
+        intent_id="导入的意图-带有很长的名字\nsecond line",
+        intent="",
+        status="completed",
+        user_turns=1,
+        tool_calls=0,
+        started=1_700_000_000.0,
+        duration_s=1.0,
+    )
+    _, line = format_session_table([row], width=80)
+    assert cell_len(line) <= 80 and line.endswith("…") and FIRST in line
+    (whole,) = format_session_table([row])[1:]
+    assert whole.endswith("导入的意图-带有很长的名字?second line")
