@@ -16,6 +16,7 @@ from click.testing import CliRunner
 from cli import main
 from ise_es.projections.session import result_reports_error
 from ise_es.store.sql import open_store
+from tests.projections.conftest import assert_valid, load_validator
 
 REFERENCE = Path(__file__).resolve().parents[2] / "fixtures" / "reference"
 SESSIONS = REFERENCE / "sessions"
@@ -77,6 +78,8 @@ def test_legacy_shape_round_trips_the_reference_file(db_url: str, tmp_path: Path
     [ours] = export(db_url, tmp_path / "legacy.jsonl", "--middle-shape", "legacy")
     theirs = json.loads(LEGACY.read_text())
     assert list(ours) == list(theirs)  # every key, in the reference's order, nothing else
+    assert_valid(load_validator("middle-legacy"), ours)
+    assert_valid(load_validator("middle-legacy"), theirs)
     for key in theirs:
         if key != "messages":
             assert_shaped_like(ours[key], theirs[key], key)
