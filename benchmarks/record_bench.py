@@ -17,10 +17,14 @@ import tempfile
 import time
 from pathlib import Path
 
+import msgspec
+
 from ise_es.events import Event
+from ise_es.fleet.inputs import RecordInput, build_specs
+from ise_es.fleet.record import record_specs
+from ise_es.fleet.spec import WorkSpec
+from ise_es.fleet.worker import WorkerOptions
 from ise_es.sandbox import open_sandbox, pinned_environment
-from ise_es.simulate.batch import WorkItem, record_batch
-from ise_es.simulate.recording_cli import build_items
 from ise_es.simulate.scenario import Scenario, ScriptedAgentClient, load_scenarios
 from ise_es.store import migrate
 from ise_es.store.sql import open_store
@@ -71,36 +75,29 @@ def floor_run(scenarios: list[Scenario], seeds: dict[str, int]) -> float:
     return time.perf_counter() - started
 
 
-def record_run(items: list[WorkItem], workers: int) -> tuple[float, list[float]]:
+def record_run(specs: list[WorkSpec], workers: int) -> tuple[float, list[float]]:
     with tempfile.TemporaryDirectory() as tmp:
         url = f"sqlite:///{tmp}/bench.db"
         migrate.upgrade(url)
         with open_store(url) as store:
             started = time.perf_counter()
-            report = record_batch(store, items, workers=workers)
+            run = record_specs(
+                store, specs, options=WorkerOptions(concurrency=workers, poll_seconds=0.05)
+            )
             seconds = time.perf_counter() - started
-        assert all(r.status == "completed" for r in report.results), report.by_status()
-    return seconds, [x for r in report.results for x in r.append_latencies]
+        assert run.report is not None
+        assert set(run.report.statuses) == {"completed"}, run.report.statuses
+    return seconds, list(run.report.append_latencies)
 
 
-def items_for(copies: int) -> list[WorkItem]:
-    base = build_items(
-        scenario_path=SCENARIOS,
-        intents_path=None,
-        backend="local",
-        template=None,
-        max_turns=12,
-        max_steps=30,
-        system_prompt="",
-        skip_invalid=False,
-        seed=0,
-        roles={},
-    )
-    out = []
-    for n in range(copies):
-        for item in base:
-            out.append(WorkItem(f"{item.intent_id}#{n}", item.make_plan))
-    return out
+def items_for(copies: int) -> list[WorkSpec]:
+    """The shipped scenarios `copies` times, each copy queued under its own id."""
+    base = build_specs(RecordInput(scenario_path=SCENARIOS), {})
+    return [
+        msgspec.structs.replace(spec, source_id=f"{spec.source_id}#{n}")
+        for n in range(copies)
+        for spec in base
+    ]
 
 
 def main() -> None:

@@ -20,9 +20,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from ise_es.fleet.inputs import RecordInput, build_specs
+from ise_es.fleet.record import record_specs
+from ise_es.fleet.worker import WorkerOptions
 from ise_es.sandbox import open_sandbox, pinned_environment
-from ise_es.simulate.batch import record_batch
-from ise_es.simulate.recording_cli import build_items
 from ise_es.store import migrate
 from ise_es.store.sql import SqlEventStore, open_store
 from replay.corpus import replay_all
@@ -57,20 +58,12 @@ def write_scenario(directory: Path, name: str, commands: list[str]) -> None:
 
 
 def record(url: str, scenario_dir: Path) -> None:
-    items = build_items(
-        scenario_path=scenario_dir,
-        intents_path=None,
-        backend="local",
-        template=None,
-        max_turns=4,
-        max_steps=STEPS + 5,
-        system_prompt="",
-        skip_invalid=False,
-        seed=0,
-        roles={},
+    specs = build_specs(
+        RecordInput(scenario_path=scenario_dir, max_turns=4, max_steps=STEPS + 5), {}
     )
-    report = record_batch(open_store(url), items, workers=2)
-    assert all(r.status == "completed" for r in report.results), report.results
+    with open_store(url) as store:
+        run = record_specs(store, specs, options=WorkerOptions(concurrency=2, poll_seconds=0.05))
+    assert run.report is not None and set(run.report.statuses) == {"completed"}, run.report
 
 
 def floor_run(commands: list[str]) -> float:

@@ -165,10 +165,14 @@ def session_plan(
         template = settings.template or spec.scenario.template
         record = _scenario_record(spec.scenario)
         scenario_name: str | None = spec.scenario.name
+        # The scenario's own id, not the item's: the names the process tool makes up from it
+        # are the ones the scenario file refers to, whatever id the item was queued under.
+        seed_key = spec.scenario.id
     else:
         agent = _openai(_role(settings.agent, "agent", machine), machine.environ)
         user = _openai(_role(settings.user, "user", machine), machine.environ)
         template, record, scenario_name = settings.template or "empty", spec.intent_record, None
+        seed_key = spec.source_id
     web = dataclasses.replace(settings.web, store_url=machine.db_url).with_key(machine.environ)
     return SessionPlan(
         intent_id=spec.source_id,
@@ -186,7 +190,7 @@ def session_plan(
         attempt=attempt,
         # Tied to the item, not to its place in a file or queue, so any machine records the
         # same names (the process tool's session names come from it).
-        seed=settings.seed ^ zlib.crc32(spec.source_id.encode()),
+        seed=settings.seed ^ zlib.crc32(seed_key.encode()),
         sandbox_options={"templates_dir": machine.templates_dir} if machine.templates_dir else {},
         web=web,
     )

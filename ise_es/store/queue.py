@@ -32,7 +32,7 @@ import contextlib
 import threading
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import msgspec
@@ -77,6 +77,9 @@ class SqlWorkQueue:
         self._clock = clock
         self._postgres = write.dialect.name == "postgresql"
         self._listen_connect = listen_connect
+        self._autocommit = (
+            write.execution_options(isolation_level="AUTOCOMMIT") if self._postgres else None
+        )
         self._listener: Any = None
         self._listener_lock = threading.Lock()
 
@@ -214,7 +217,7 @@ class SqlWorkQueue:
                 wi.c.item_id, wi.c.source_id, wi.c.kind, wi.c.spec, wi.c.attempts, wi.c.failures
             )
         )
-        with self._write.begin() as conn:
+        with self._single() as conn:
             row = conn.execute(statement).first()
         if row is None:
             return None
@@ -233,7 +236,7 @@ class SqlWorkQueue:
     def renew(self, fence: Fence, *, lease_seconds: float) -> bool:
         """Heartbeat: extend a lease still held; False when it was lost."""
         now = self._clock()
-        with self._write.begin() as conn:
+        with self._single() as conn:
             moved = conn.execute(
                 wi.update()
                 .where(wi.c.item_id == fence.item_id, wi.c.lease_token == fence.token)
@@ -276,7 +279,7 @@ class SqlWorkQueue:
             )
         else:
             raise ValueError(f"unknown outcome {outcome!r}")
-        with self._write.begin() as conn:
+        with self._single() as conn:
             row = conn.execute(
                 wi.update()
                 .where(wi.c.item_id == fence.item_id, wi.c.lease_token == fence.token)
@@ -362,6 +365,18 @@ class SqlWorkQueue:
             if moved:
                 self._notify(conn)
         return int(moved)
+
+    @contextlib.contextmanager
+    def _single(self) -> Iterator[sa.Connection]:
+        """A connection for one statement that is its own transaction. PostgreSQL runs it in
+        autocommit (no BEGIN and COMMIT round trips: claims and releases are one round trip
+        each); SQLite takes its write lock with BEGIN IMMEDIATE as every write does."""
+        if self._autocommit is None:
+            with self._write.begin() as conn:
+                yield conn
+            return
+        with self._autocommit.connect() as conn:
+            yield conn
 
     # ------------------------------------------------------------------ waiting
 

@@ -120,6 +120,6 @@ work_items = sa.Table(
     sa.Column("enqueued_at", sa.Float, nullable=False),
     sa.Column("finished_at", sa.Float, nullable=True),
     sa.UniqueConstraint("source_id", "digest", name="uq_work_items_source_digest"),
-    sa.Index("ix_work_items_claim", "state", "not_before"),
+    sa.Index("ix_work_items_claim", "state", "enqueued_at", "item_id"),
     sa.Index("ix_work_items_finished", "finished_at"),
 )

@@ -53,7 +53,7 @@ def upgrade() -> None:
         sa.Column("finished_at", sa.Float, nullable=True),
         sa.UniqueConstraint("source_id", "digest", name="uq_work_items_source_digest"),
     )
-    op.create_index("ix_work_items_claim", "work_items", ["state", "not_before"])
+    op.create_index("ix_work_items_claim", "work_items", ["state", "enqueued_at", "item_id"])
     op.create_index("ix_work_items_finished", "work_items", ["finished_at"])
     _backfill()
 
