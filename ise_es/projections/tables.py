@@ -15,7 +15,9 @@ __all__ = [
     "audit_sessions",
     "export_manifests",
     "replay_summaries",
+    "session_index",
     "session_summaries",
+    "session_text",
 ]
 
 _Id = sa.String(200)
@@ -79,4 +81,40 @@ export_manifests = sa.Table(
     # JSON: [{path, size, mtime_ns, samples}] of every file written
     sa.Column("files", sa.Text, nullable=False),
     sa.Column("updated_at", sa.Float, nullable=False),
+)
+
+session_index = sa.Table(
+    "projection_session_index",
+    metadata,
+    # one row per session stream, written by ise_es.projections.sessionindex (migration 0004)
+    sa.Column("session_id", _Id, primary_key=True),
+    sa.Column("stream_id", _Id, nullable=False),
+    sa.Column("intent_id", _Id, nullable=False),
+    # the SessionEnded status, or "running" while the session has none
+    sa.Column("status", sa.String(32), nullable=False),
+    sa.Column("user_turns", sa.Integer, nullable=False),
+    sa.Column("tool_calls", sa.Integer, nullable=False),
+    sa.Column("started_at", sa.Float, nullable=False),
+    sa.Column("duration_s", sa.Float, nullable=True),
+    sa.Column("tokens", sa.BigInteger, nullable=False),
+    sa.Column("audit_flags", sa.Integer, nullable=False),
+    # ",rule,rule," and ",tool,tool,": filters are one LIKE on a narrow row
+    sa.Column("audit_rules", sa.String(1000), nullable=False),
+    sa.Column("tools", sa.String(2000), nullable=False),
+    sa.Column("replay_id", _Id, nullable=True),
+    sa.Column("replay_verdict", sa.String(32), nullable=True),
+    sa.Column("replay_determinism", sa.Float, nullable=True),
+    sa.Column("last_position", sa.BigInteger, nullable=False),
+    # msgpack of `ise_es.projections.stats.SessionSummary` (the viewer's corpus figures)
+    sa.Column("summary", _Blob, nullable=False),
+    sa.Index("ix_projection_session_index_started_at", "started_at"),
+    sa.Index("ix_projection_session_index_status", "status"),
+)
+
+session_text = sa.Table(
+    "projection_session_text",
+    metadata,
+    # lower-cased user turns, agent text and tool results (capped), for the viewer's search
+    sa.Column("session_id", _Id, primary_key=True),
+    sa.Column("text", sa.Text, nullable=False),
 )
