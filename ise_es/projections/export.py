@@ -67,6 +67,9 @@ class ExportOptions(msgspec.Struct, frozen=True, kw_only=True):
     seed: int = 0
     lexicon: list[str] | None = None
     """Role-drift phrases for `clean` (None: the shipped lexicon)."""
+    exclude_items: tuple[str, ...] = ()
+    """Work items whose sessions are left out: versions superseded by newer content (their
+    sessions stay in the log). `with_superseded` fills it from the store's queue."""
 
 
 class OutputFile(msgspec.Struct, kw_only=True):
@@ -146,6 +149,14 @@ def split_paths(output: Path, names: list[str]) -> dict[str, Path]:
     suffix = output.suffix or ".jsonl"
     stem = output.name[: -len(output.suffix)] if output.suffix else output.name
     return {name: output.with_name(f"{stem}.{name}{suffix}") for name in names}
+
+
+def with_superseded(store: EventStore, options: ExportOptions) -> ExportOptions:
+    """`options` leaving out the sessions of superseded work items (an edited intent or
+    scenario was recorded again). Part of the options digest, so superseding an item makes
+    an export that was up to date stale even though the log did not grow."""
+    superseded = sorted(r.item_id for r in store.queue.items(states=["superseded"]))
+    return msgspec.structs.replace(options, exclude_items=(*options.exclude_items, *superseded))
 
 
 def _options_digest(options: ExportOptions, output: Path) -> str:
@@ -239,6 +250,7 @@ class Selection:
         self.lexicon = (options.lexicon or load_lexicon()) if options.clean else []
         self.skipped: Counter[str] = Counter()
         self.considered = 0
+        self._excluded = frozenset(options.exclude_items)
 
     def samples(self, view: SessionView) -> list[dict[str, Any]] | None:
         """The session's samples, or None when it is not exported (open, filtered, or not
@@ -248,6 +260,10 @@ class Selection:
         if status is None:
             return None
         self.considered += 1
+        item = view.started.provenance.get("work_item") if view.started else None
+        if item is not None and item in self._excluded:
+            self.skipped["superseded by newer content"] += 1
+            return None
         if options.status != "any" and status != options.status:
             self.skipped[f"status {status}"] += 1
             return None
@@ -435,6 +451,7 @@ def export_sft(
     started = time.perf_counter()
     if options.status not in STATUSES:
         raise ConfigError(f"unknown status {options.status!r}: use one of {', '.join(STATUSES)}")
+    options = with_superseded(store, options)
     if is_stdout(output):
         return _export_to_stdout(store, options, max_buffered, progress, started)
     out = Path(output).absolute()

@@ -265,6 +265,13 @@ def test_edited_input_is_recorded_again_and_unchanged_input_is_not(
             ("scenario-a", "superseded"),
             ("scenario-b", "done"),
         ]
+    exported = tmp_path / "sft.jsonl"
+    result = CliRunner().invoke(main, ["project", "sft-jsonl", "-o", str(exported), "--db", db_url])
+    assert result.exit_code == 0, result.output
+    firsts = [
+        json.loads(line)["messages"][1]["content"] for line in exported.read_text().splitlines()
+    ]
+    assert len(firsts) == 2, "the superseded version of scenario-a is not exported"
     forced = CliRunner().invoke(main, [*record, "--force"])
     assert forced.exit_code == 0
     with open_store(db_url) as store:
