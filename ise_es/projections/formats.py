@@ -521,6 +521,10 @@ def _middle(
         "final_output": final_output,
     }
     if legacy:
+        # the reference named a session by its header UUID (dashes and all); imports keep it
+        original = started.provenance.get("session_uuid") if started else None
+        if isinstance(original, str) and original:
+            common["session_id"] = original
         return {
             **{k: common[k] for k in ("status", "session_id")},
             "intent": intent_text,

@@ -254,6 +254,8 @@ def parse_trajectory(obj: Any, where: str) -> ParsedSession:
             "source_digest": digest,
             "middle_shape": shape,
             "original_session_id": obj.get("session_id"),
+            # a legacy export names the session as the file did
+            "session_uuid": str(obj.get("session_id") or "") or None,
             "tool_schemas_source": "the trajectory's `tools`",
         },
     )

@@ -96,6 +96,7 @@ def test_legacy_shape_round_trips_the_reference_file(db_url: str, tmp_path: Path
             assert isinstance(call["function"]["arguments"], str)
     assert ours["tools"] == theirs["tools"]  # the schemas given with --tools, as the agent had
     assert ours["intent"] == theirs["intent"] and ours["intent_id"] == theirs["intent_id"]
+    assert ours["session_id"] == theirs["session_id"]  # the header's UUID, as the file names it
     assert ours["metadata"]["persona"] == theirs["metadata"]["persona"]
     assert ours["total_steps"] == theirs["total_steps"]
     # the reference drops the thinking-only message; ours keeps it, so one more assistant turn
