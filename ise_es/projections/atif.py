@@ -327,10 +327,11 @@ def trajectory(view: SessionView, events: list[StoredEvent]) -> dict[str, Any]:
     return ordered(root, ROOT_KEYS)
 
 
-def write_trajectory(directory: Path, document: dict[str, Any]) -> Path:
-    """`DIR/<session id>.json` (pretty-printed, UTF-8, keys in ATIF's order)."""
-    name = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in document["session_id"])
-    path = directory / f"{name}.json"
+def write_trajectory(directory: Path, document: dict[str, Any], session_id: str) -> Path:
+    """`DIR/<session id>.json` (pretty-printed, UTF-8, keys in ATIF's order). Named by the
+    store's session id, which is unique and file-name safe (an imported document's own
+    `session_id` may be neither)."""
+    path = directory / f"{session_id}.json"
     path.write_text(json.dumps(document, ensure_ascii=False, indent=2) + "\n")
     return path
 
@@ -393,7 +394,7 @@ def export_atif(
             if status != "any" and view.status != status:
                 skipped[f"status {view.status}"] += 1
                 return
-            path = write_trajectory(stage, trajectory(view, events))
+            path = write_trajectory(stage, trajectory(view, events), view.session_id)
             written.append(
                 {"path": path.name, "bytes": path.stat().st_size, "sha256": file_sha256(path)}
             )

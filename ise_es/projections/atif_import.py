@@ -50,7 +50,7 @@ from ise_es.store.base import EventStore, NewEvent
 
 __all__ = ["atif_files", "import_atif", "parse_atif"]
 
-_SAFE_ID = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
+_SAFE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
 _STATUSES = ("completed", "turn_cap", "stalled", "error", "interrupted")
 _USER_KEYS = {"step_id", "source", "message", "extra"}
 _AGENT_KEYS = {

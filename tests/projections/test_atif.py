@@ -16,7 +16,7 @@ from ise_es.events import SessionStarted, ToolCallFinished
 from ise_es.projections.atif import NOT_EXECUTED
 from ise_es.store.sql import open_store
 from tests.projections.conftest import SCHEMAS, assert_valid
-from tests.projections.publishing import record_scenarios, run
+from tests.projections.publishing import record_scenarios, run, wait_visible
 
 
 @pytest.fixture(scope="module")
@@ -71,6 +71,7 @@ def test_import_of_our_export_exports_identically(
     assert out.splitlines()[-1] == "6 imported, 0 already there, 0 failed"
     code, out, _ = run("import", "atif", str(tmp_path / "a"), "--db", target)
     assert out.splitlines()[-1] == "0 imported, 6 already there, 0 failed"
+    wait_visible(target)
     export(target, tmp_path / "b")
     for name in first:
         assert (tmp_path / "b" / name).read_bytes() == (tmp_path / "a" / name).read_bytes()
