@@ -53,7 +53,9 @@ __all__ = [
     "load_summaries",
 ]
 
-STATS_VERSION = 1
+STATS_VERSION = 2
+"""2: failure -> recovery by step across turns, the tools factor's fallback, the failure rule's
+`details.error` and `{"error": ...}` results (stats.py, session.FAILURE_RULE)."""
 AUDIT_VERSION = 1
 FLUSH_SESSIONS = 500
 """Sessions per transaction: bounds both memory and the work lost to a crash."""
