@@ -59,8 +59,8 @@ HELP_ALSO_WITHOUT = (
 """`--help` of any command prints with click alone: no store, no stage package (what a
 command module needs from a stage it imports inside the command's function)."""
 
-SQLITE_ALSO_WITHOUT = ("alembic", "psycopg")
-"""Opening a SQLite store checks its revision without Alembic and never needs psycopg."""
+SQLITE_ALSO_WITHOUT = ("alembic", "psycopg", "sqlalchemy.dialects.postgresql")
+"""Opening a SQLite store checks its revision without Alembic and loads nothing of PostgreSQL."""
 
 # Runs in a fresh interpreter: records, for every watched package (and its submodules), the
 # modules that were executing when it was first imported (outermost first), then runs the CLI

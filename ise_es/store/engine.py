@@ -207,6 +207,9 @@ def connect_engines(url: str) -> Engines:
             _sqlite_engine(parsed, immediate=False),
             _SQLITE_CONNECT_ARGS,
         )
+    from ise_es.store.schema import register_postgresql_types
+
+    register_postgresql_types()
     connect_args = {
         "options": f"-c idle_in_transaction_session_timeout={PG_IDLE_IN_TRANSACTION_TIMEOUT_MS}",
         "connect_timeout": 10,

@@ -7,7 +7,6 @@ expects, and a test checks that the two never drift apart.
 from __future__ import annotations
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql
 from sqlalchemy.types import UserDefinedType
 
 __all__ = [
@@ -17,6 +16,7 @@ __all__ = [
     "events",
     "metadata",
     "projection_checkpoints",
+    "register_postgresql_types",
     "streams",
     "work_items",
 ]
@@ -31,8 +31,16 @@ class XID8(UserDefinedType[str]):
         return "xid8"
 
 
-# Let reflection (alembic's drift check, sa.inspect) recognise the column type.
-postgresql.base.ischema_names["xid8"] = XID8
+def register_postgresql_types() -> None:
+    """Let reflection (alembic's drift check, sa.inspect) recognise the xid8 column type.
+
+    Called when a PostgreSQL engine is made (store/engine.py): the PostgreSQL dialect is
+    imported then and not by this module, so opening a SQLite store never loads it.
+    """
+    from sqlalchemy.dialects import postgresql
+
+    postgresql.base.ischema_names["xid8"] = XID8
+
 
 metadata = sa.MetaData()
 
@@ -81,7 +89,9 @@ blobs = sa.Table(
     sa.Column("size", sa.BigInteger, nullable=False),
     sa.Column("codec", sa.String(16), nullable=False),
     sa.Column(
-        "data", sa.LargeBinary().with_variant(postgresql.BYTEA(), "postgresql"), nullable=False
+        "data",
+        sa.LargeBinary(),
+        nullable=False,  # BYTEA on PostgreSQL
     ),
 )
 
