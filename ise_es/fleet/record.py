@@ -8,7 +8,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from ise_es.events import Event
-from ise_es.fleet.spec import MachineOverrides, WorkSpec, decode_spec, session_plan, work_item
+from ise_es.fleet.spec import (
+    ClientCache,
+    MachineOverrides,
+    WorkSpec,
+    decode_spec,
+    session_plan,
+    work_item,
+)
 from ise_es.fleet.worker import Worker, WorkerOptions, WorkerReport
 from ise_es.simulate.session import SessionPlan, SessionResult
 from ise_es.store.base import EnqueueResult, EventStore, Lease, WorkerInfo
@@ -32,9 +39,12 @@ def enqueue_specs(
 
 
 def planner_for(machine: MachineOverrides) -> Callable[[Lease], SessionPlan]:
+    """Plans for claimed items; the model clients are shared by every session of the worker."""
+    clients = ClientCache(machine.environ)
+
     def plan(lease: Lease) -> SessionPlan:
         spec = decode_spec(lease.spec, item_id=lease.item_id)
-        return session_plan(spec, attempt=lease.attempt, machine=machine)
+        return session_plan(spec, attempt=lease.attempt, machine=machine, clients=clients)
 
     return plan
 

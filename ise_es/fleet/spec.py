@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import threading
 import zlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Literal
 
 import msgspec
@@ -28,6 +29,7 @@ from ise_es.store.base import NewWorkItem
 from ise_es.web.settings import WebSettings
 
 __all__ = [
+    "ClientCache",
     "MachineOverrides",
     "RecordSettings",
     "WorkSpec",
@@ -152,10 +154,16 @@ def decode_spec(data: bytes, *, item_id: str = "") -> WorkSpec:
 
 
 def session_plan(
-    spec: WorkSpec, *, attempt: int, machine: MachineOverrides | None = None
+    spec: WorkSpec,
+    *,
+    attempt: int,
+    machine: MachineOverrides | None = None,
+    clients: Callable[[RoleConfig], ChatClient] | None = None,
 ) -> SessionPlan:
-    """The SessionPlan a worker records for a spec, with fresh clients."""
+    """The SessionPlan a worker records for a spec. `clients` makes (or reuses) the model
+    client of a role; by default a new one per session."""
     machine = machine or MachineOverrides()
+    make = clients or (lambda config: _openai(config, machine.environ))
     settings = spec.settings
     agent: ChatClient
     user: ChatClient
@@ -169,8 +177,8 @@ def session_plan(
         # are the ones the scenario file refers to, whatever id the item was queued under.
         seed_key = spec.scenario.id
     else:
-        agent = _openai(_role(settings.agent, "agent", machine), machine.environ)
-        user = _openai(_role(settings.user, "user", machine), machine.environ)
+        agent = make(_role(settings.agent, "agent", machine))
+        user = make(_role(settings.user, "user", machine))
         template, record, scenario_name = settings.template or "empty", spec.intent_record, None
         seed_key = spec.source_id
     web = dataclasses.replace(settings.web, store_url=machine.db_url).with_key(machine.environ)
@@ -211,6 +219,25 @@ def _role(config: RoleConfig | None, role: str, machine: MachineOverrides) -> Ro
         raise InvalidInput(f"the work item has no {role} model configured")
     overrides = {k: v for k, v in machine.roles.get(role, {}).items() if k in _MACHINE_FIELDS}
     return msgspec.structs.replace(config, **overrides) if overrides else config
+
+
+class ClientCache:
+    """One model client per role configuration for a whole worker: a client holds an HTTP
+    connection pool and a TLS context, whose set-up (loading the CA store) cost more CPU than
+    the rest of a short session. The clients are stateless between calls and thread-safe."""
+
+    def __init__(self, environ: Mapping[str, str]) -> None:
+        self._environ = environ
+        self._clients: dict[bytes, ChatClient] = {}
+        self._lock = threading.Lock()
+
+    def __call__(self, config: RoleConfig) -> ChatClient:
+        key = msgspec.json.encode(config)
+        with self._lock:
+            client = self._clients.get(key)
+            if client is None:
+                client = self._clients[key] = _openai(config, self._environ)
+            return client
 
 
 def _openai(config: RoleConfig, environ: Mapping[str, str]) -> ChatClient:
