@@ -118,3 +118,15 @@ def test_expect_error_plays_the_bad_calls_and_the_agent_sees_the_errors(
 
 def test_every_shipped_scenario_passes_the_checks() -> None:
     assert len(load_scenarios(shipped_scenarios_dir())) == 6
+
+
+def test_shipped_scenarios_by_name_and_a_missing_one_lists_them(
+    tmp_path: Path, sqlite_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)  # names, not paths: found in the package from anywhere
+    [(path, found)] = load_scenarios(Path("03-web-research"))
+    assert path == shipped_scenarios_dir() / "03-web-research.yaml" and found.name == path.stem
+    assert len(load_scenarios(Path("shipped"))) == 6
+    line = refused(Path("nosuch"), sqlite_url)
+    assert line.startswith("Error: nosuch: no such scenario file or directory")
+    assert "shipped for all" in line and "01-fix-failing-test" in line
