@@ -317,3 +317,18 @@ def test_sigterm_past_the_drain_timeout_stops_the_session_and_releases_it(
         assert status == "interrupted"
         [item] = store.queue.items()
         assert (item.state, item.failures) == ("queued", 0), "a drained item is not a failure"
+
+
+def test_an_idle_worker_picks_up_work_enqueued_after_it_started(
+    db_url: str, tmp_path: Path
+) -> None:
+    scenario(tmp_path / "s", "later", "Arrives later")
+    with open_store(db_url) as store:
+        proc = start_worker(db_url, "--max-sessions", "1")
+        time.sleep(2.0)  # idle: waiting on LISTEN (PostgreSQL) or polling (SQLite)
+        assert proc.poll() is None
+        enqueue_scenarios(db_url, tmp_path / "s")
+        _, err = proc.communicate(timeout=60)
+        assert proc.returncode == 0, err.decode()[-2000:]
+        [item] = store.queue.items()
+        assert (item.state, item.status) == ("done", "completed")
