@@ -191,7 +191,8 @@ def _made(options: HfOptions, report: HfReport, figures: Figures, prov: Provenan
         f"- status: `{export.status}`; clean (drop audit-flagged): {export.clean}; "
         f"min user turns: {export.min_user_turns}",
         f"- split: {split} (seed {export.seed}); secrets redacted: {render.redact}",
-        f"- format `{render.format}`, reasoning `{render.reasoning}`, samples `{render.samples}`",
+        f"- format `{render.format}`, reasoning `{render.reasoning}`, samples `{render.samples}`"
+        f", malformed tool-call arguments `{render.malformed}`",
         f"- {report.sessions_exported} of {report.sessions_considered} ended sessions kept"
         + (
             "; skipped: " + ", ".join(f"{v} {k}" for k, v in report.skipped.items())
