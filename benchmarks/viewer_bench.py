@@ -202,8 +202,8 @@ def main() -> None:
         f"corpus     {corpus['sessions']} sessions ({'reused' if corpus['reused'] else 'built'}"
         f" in {time.perf_counter() - t:.1f} s)"
     )
+    engines = connect_engines(args.db)  # before the store: see ise_es/commands/serve.py
     store = open_store(args.db)
-    engines = connect_engines(args.db)
     app = create_app(store, engines, index_interval=None)
     indexer = app.state.indexer
     from ise_es.projections.readmodel import catch_up

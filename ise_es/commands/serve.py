@@ -76,8 +76,11 @@ def _serve(
     from ise_es.store.sql import open_store
     from ise_es.viewer.app import create_app, default_hosts
 
-    store = open_store(db_url)
+    # Engines first: they open no connection yet. Opening a store reads the SQLite file's
+    # header with a plain open()/close(), and closing any descriptor of a file drops every
+    # POSIX lock this process holds on it, so it must not run after connections are open.
     engines = connect_engines(db_url)
+    store = open_store(db_url)
     try:
         app = create_app(
             store,

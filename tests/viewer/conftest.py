@@ -103,8 +103,8 @@ class Viewer:
 
 
 def open_viewer(url: str, *, interval: float | None = None) -> Viewer:
+    engines = connect_engines(url)  # before the store: see ise_es/commands/serve.py
     store = open_store(url)
-    engines = connect_engines(url)
     app = create_app(store, engines, index_interval=interval)
     return Viewer(store=store, engines=engines, app=app)
 

@@ -73,11 +73,20 @@
   function queueSection(q) {
     const card = h("section", { class: "card", id: "queue" }, h("h2", null, "Work queue"));
     if (!q.available) { card.appendChild(h("p", { class: "muted" }, `Not available: ${q.reason}`)); return card; }
-    const states = q.states || q.counts || {};
-    card.appendChild(h("div", { class: "figures" }, Object.entries(states).map(([k, v]) => figure(k, fmtInt(v)))));
-    const rest = Object.assign({}, q);
-    delete rest.available; delete rest.states; delete rest.counts;
-    if (Object.keys(rest).length) card.appendChild(h("details", null, h("summary", null, "details"), h("pre", { class: "json small" }, JSON.stringify(rest, null, 2))));
+    const counts = Object.entries(q.counts || {});
+    if (!counts.length) { card.appendChild(h("p", { class: "muted" }, "The queue is empty: ise-es record --enqueue-only, then ise-es worker.")); return card; }
+    card.appendChild(h("div", { class: "figures" }, counts.map(([k, v]) => figure(k.replace("done:", "done · "), fmtInt(v)))));
+    const eta = q.eta_s === null || q.eta_s === undefined ? "–" : ISE.fmtDuration(q.eta_s);
+    card.appendChild(h("p", { class: "muted small" },
+      `${fmtInt(q.remaining)} remaining · ${q.per_minute.toFixed(1)} items/min over the last ${Math.round(q.window_s / 60)} min · ETA ${eta}`));
+    if (q.workers && q.workers.length) {
+      card.appendChild(h("table", { class: "sessions" },
+        h("thead", null, h("tr", null, ["worker", "host", "pid", "items", "heartbeat age"].map((c) => h("th", null, c)))),
+        h("tbody", null, q.workers.map((w) => h("tr", null, h("td", { class: "mono" }, w.worker_id), h("td", null, w.host),
+          h("td", { class: "num" }, w.pid), h("td", { class: "num" }, w.items), h("td", { class: "num" }, ISE.fmtDuration(w.heartbeat_age_s)))))));
+    } else {
+      card.appendChild(h("p", { class: "muted small" }, "no worker holds a lease now"));
+    }
     return card;
   }
 

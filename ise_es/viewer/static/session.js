@@ -412,7 +412,13 @@
 
   async function start() {
     let s;
-    try { s = await api(`/api/sessions/${enc}?lean=1`); } catch (e) { fail(main, e); return; }
+    // A session that is just starting may not be readable for a moment: retry a 404 briefly.
+    for (let attempt = 0; ; attempt++) {
+      try { s = await api(`/api/sessions/${enc}?lean=1`); break; } catch (e) {
+        if (e.status !== 404 || attempt >= 10) { fail(main, e); return; }
+        await new Promise((r) => setTimeout(r, 500));
+      }
+    }
     const fetched = performance.now();
     document.title = `${s.session_id} · ise-es`;
     for (const f of s.audit) {
