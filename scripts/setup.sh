@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs what ise-es needs on a Debian machine (run as root or with sudo available):
-# system packages, a virtualenv in .venv with ise-es and its dev tools.
-# Idempotent: a second run only checks.
+# system packages, a virtualenv in .venv with ise-es and its dev tools at the locked versions
+# (requirements/lock-*.txt; `bash scripts/lock.sh` regenerates them).
+# Idempotent: a second run only checks (it re-installs when the lock or pyproject.toml changed).
+# Packages that are in .venv but not in the lock are left alone: for an exact venv, delete .venv.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
