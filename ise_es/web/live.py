@@ -96,42 +96,35 @@ class SearchBackend:
     key: str | None = field(default=None, repr=False)
 
 
-class _PinnedHTTPConnection(http.client.HTTPConnection):
-    """An HTTP connection to a checked address: the name travels in the Host header only."""
+Opener = Callable[[], socket.socket]
 
-    def __init__(
-        self, host: str, port: int, *, address: str, connector: Connector, timeout: float
-    ) -> None:
+
+class _PinnedHTTPConnection(http.client.HTTPConnection):
+    """An HTTP connection to a checked address (`opener` connects to one): the name travels in
+    the Host header only."""
+
+    def __init__(self, host: str, port: int, *, opener: Opener, timeout: float) -> None:
         super().__init__(host, port, timeout=timeout)
-        self._address = address
-        self._connector = connector
+        self._opener = opener
 
     def connect(self) -> None:
-        self.sock = self._connector((self._address, self.port), self.timeout or 30.0)
+        self.sock = self.pinned = self._opener()
 
 
 class _PinnedHTTPSConnection(http.client.HTTPSConnection):
     """TLS to a checked address: SNI and certificate verification are for the host name."""
 
     def __init__(
-        self,
-        host: str,
-        port: int,
-        *,
-        address: str,
-        connector: Connector,
-        timeout: float,
-        context: ssl.SSLContext,
+        self, host: str, port: int, *, opener: Opener, timeout: float, context: ssl.SSLContext
     ) -> None:
         super().__init__(host, port, timeout=timeout, context=context)
-        self._address = address
-        self._connector = connector
+        self._opener = opener
         self._tls = context
 
     def connect(self) -> None:
-        raw = self._connector((self._address, self.port), self.timeout or 30.0)
+        raw = self._opener()
         try:
-            self.sock = self._tls.wrap_socket(raw, server_hostname=self.host)
+            self.sock = self.pinned = self._tls.wrap_socket(raw, server_hostname=self.host)
         except BaseException:
             raw.close()
             raise
@@ -285,7 +278,9 @@ class LiveWebGateway:
             return self._refuse(url, reason)
         started = self._clock()
         try:
-            return self._exchange(url, scheme, name, port, str(addresses[0]), parts, prepared)
+            return self._exchange(
+                url, scheme, name, port, [str(a) for a in addresses], parts, prepared
+            )
         finally:
             with self._lock:
                 self.seconds += self._clock() - started
@@ -313,7 +308,7 @@ class LiveWebGateway:
         scheme: str,
         name: str,
         port: int,
-        address: str,
+        addresses: list[str],
         parts: urllib.parse.SplitResult,
         prepared: PreparedRequest,
     ) -> WebResponse:
@@ -322,43 +317,63 @@ class LiveWebGateway:
             seconds = min(limits.fetch_seconds, max(0.001, limits.session_seconds - self.seconds))
             budget = min(limits.fetch_max_bytes, max(0, limits.session_max_bytes - self.bytes))
         deadline = self._clock() + seconds
-        peer = f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
+        connected: list[str] = []
+
+        def opener() -> socket.socket:
+            """The first checked address that accepts, in resolver order, before the deadline
+            (a host whose IPv6 address is unreachable from here still answers on IPv4)."""
+            failure: OSError = TimeoutError(f"no time left to connect to {name}")
+            for address in addresses:
+                remaining = deadline - self._clock()
+                if remaining <= 0:
+                    break
+                connected.append(address)
+                try:
+                    return self._connect((address, port), remaining)
+                except OSError as e:
+                    failure = e
+            raise failure
+
+        def peer() -> str | None:
+            if not connected:
+                return None
+            address = connected[-1]
+            return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
+
         connection: http.client.HTTPConnection
         if scheme == "https":
             connection = _PinnedHTTPSConnection(
-                name,
-                port,
-                address=address,
-                connector=self._connect,
-                timeout=seconds,
-                context=self._tls,
+                name, port, opener=opener, timeout=seconds, context=self._tls
             )
         else:
-            connection = _PinnedHTTPConnection(
-                name, port, address=address, connector=self._connect, timeout=seconds
-            )
+            connection = _PinnedHTTPConnection(name, port, opener=opener, timeout=seconds)
         target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
         headers = {"User-Agent": _USER_AGENT, **prepared.headers, **prepared.secret_headers}
+        response: http.client.HTTPResponse | None = None
         try:
             connection.request(prepared.method, target, body=prepared.body, headers=headers)
             response = connection.getresponse()
             body, limit = self._read(connection, response, budget, deadline, seconds)
         except TimeoutError:
-            return self._timed_out(url, peer, seconds)
+            return self._timed_out(url, peer(), seconds)
         except (OSError, http.client.HTTPException, ssl.SSLError) as e:
-            return WebResponse(url=url, status=0, error=f"{type(e).__name__}: {e}", peer=peer)
+            return WebResponse(url=url, status=0, error=f"{type(e).__name__}: {e}", peer=peer())
         finally:
+            # A response with `Connection: close` owns the socket; one cut short (a limit) is
+            # not closed by reading it to the end.
+            if response is not None:
+                response.close()
             connection.close()
         if limit == "fetch_seconds":
-            return self._timed_out(url, peer, seconds)
+            return self._timed_out(url, peer(), seconds)
         kept = {n: v for n in _KEPT_HEADERS if (v := response.getheader(n)) is not None}
         if limit is not None:
             kept["x-ise-es-truncated"] = str(len(body))
         return WebResponse(
-            url=url, status=response.status, headers=kept, body=body, peer=peer, limit=limit
+            url=url, status=response.status, headers=kept, body=body, peer=peer(), limit=limit
         )
 
-    def _timed_out(self, url: str, peer: str, seconds: float) -> WebResponse:
+    def _timed_out(self, url: str, peer: str | None, seconds: float) -> WebResponse:
         which = "fetch_seconds" if seconds >= self.limits.fetch_seconds else "session_seconds"
         return WebResponse(
             url=url,
@@ -384,8 +399,11 @@ class LiveWebGateway:
             remaining = deadline - self._clock()
             if remaining <= 0:
                 return b"".join(chunks), "fetch_seconds"
-            if connection.sock is not None:
-                connection.sock.settimeout(remaining)
+            # The socket itself, not connection.sock: after a `Connection: close` answer the
+            # response owns the socket and connection.sock is None.
+            sock: socket.socket | None = getattr(connection, "pinned", None)
+            if sock is not None:
+                sock.settimeout(remaining)
             chunk = response.read1(min(_CHUNK, budget - size + 1))  # one recv: the deadline holds
             if not chunk:
                 break

@@ -107,6 +107,23 @@ def test_public_names_are_fetched_from_the_checked_address_with_the_name_as_host
     assert exchange.blocked is None and exchange.limit is None
 
 
+def test_an_unreachable_first_address_falls_back_to_the_next_checked_one(
+    make_agent: MakeAgent, make_live: MakeLive, internet: Internet, server: LoopbackServer
+) -> None:
+    with socket.socket() as closed:  # a loopback port nothing listens on
+        closed.bind(("127.0.0.1", 0))
+        dead = closed.getsockname()[1]
+    server.page("/", PAGE)
+    internet.name("dual.test", [PUBLIC_2, PUBLIC])
+    internet.routes[(PUBLIC_2, 80)] = dead
+    internet.route(PUBLIC, 80, server)
+    agent = make_agent(make_live())
+    finished = agent.call("web_fetch", url="http://dual.test/")
+    assert not finished.is_error, finished.result_text
+    assert internet.connects == [(PUBLIC_2, 80), (PUBLIC, 80)]
+    assert agent.exchanges(finished)[0].peer == f"{PUBLIC}:80"
+
+
 def test_ipv6_public_address_and_bracketed_peer(
     make_agent: MakeAgent, make_live: MakeLive, internet: Internet, server: LoopbackServer
 ) -> None:
@@ -274,7 +291,8 @@ def test_a_slow_answer_hits_the_fetch_time_limit(
         with conn:
             conn.recv(4096)
             conn.sendall(
-                b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 100\r\n\r\n"
+                b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 100\r\n"
+                b"Connection: close\r\n\r\n"
             )
             for _ in range(20):
                 try:

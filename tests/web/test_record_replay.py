@@ -61,6 +61,14 @@ def loopback_internet() -> LoopbackServer:
     return server
 
 
+def session_events(db_url: str) -> list[Any]:
+    """The one recorded session's events, read by stream (read_all on PostgreSQL waits for the
+    server-wide catch-up horizon, which other suites' transactions hold back)."""
+    with open_store(db_url) as store:
+        (stream,) = store.streams("session-")
+        return [e.data for e in store.read_stream(stream.stream_id)]
+
+
 def invoke(*args: str) -> Any:
     return CliRunner().invoke(main, list(args), catch_exceptions=False)
 
@@ -82,8 +90,7 @@ def test_live_session_replays_identical_with_no_server(db_url: str, tmp_path: Pa
     assert recorded.exit_code == 0, recorded.output
     wait_closed(server.port)
 
-    with open_store(db_url) as store:
-        events = [e.data for e in store.read_all()]
+    events = session_events(db_url)
     (started,) = [e for e in events if isinstance(e, SessionStarted)]
     assert started.web is not None and started.web.mode == "live"
     assert started.web.search == "searxng" and started.web.search_url == f"{base}/search"
@@ -122,8 +129,7 @@ def test_web_off_offers_no_web_tools_and_replays(sqlite_url: str, tmp_path: Path
     (directory / "offline.yaml").write_text(yaml.safe_dump(scenario("http://127.0.0.1:9")))
     recorded = invoke("record", "--scenario", str(directory), "--db", sqlite_url, "--web", "off")
     assert recorded.exit_code == 0, recorded.output
-    with open_store(sqlite_url) as store:
-        events = [e.data for e in store.read_all()]
+    events = session_events(sqlite_url)
     (started,) = [e for e in events if isinstance(e, SessionStarted)]
     assert started.web is not None and started.web.mode == "off"
     names = [s["function"]["name"] for s in started.tool_schemas]
