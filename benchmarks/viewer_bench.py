@@ -277,15 +277,19 @@ def main() -> None:
             for _ in range(3):
                 driver.get(f"{base}/sessions/{LONG_ID}")
                 done = wait_for(driver, "return document.body.dataset.rendered")
+                complete = wait_for(driver, "return document.body.dataset.complete", 120)
                 first_slice = driver.execute_script("return document.body.dataset.firstSlice")
                 fetched = driver.execute_script("return document.body.dataset.fetched")
-                turns = driver.execute_script("return document.querySelectorAll('.turn').length")
-                renders.append((int(done), int(first_slice), int(fetched), turns))
-            done, first_slice, fetched, turns = sorted(renders)[1]
+                turns = driver.execute_script(
+                    "return document.querySelectorAll('.turn:not(.pending)').length"
+                )
+                renders.append((int(done), int(first_slice), int(fetched), int(complete), turns))
+            done, first_slice, fetched, complete, turns = sorted(renders)[1]
             print(
-                f"long       {turns}-turn session in Chromium: JSON in at {fetched} ms, first "
-                f"turns drawn at {first_slice} ms, all rendered at {done} ms "
-                f"(median of 3; target < 2000 ms)"
+                f"long       565-turn session in Chromium (median of 3): JSON in at {fetched} ms, "
+                f"first turns drawn at {first_slice} ms, page rendered (first and last turns "
+                f"drawn, the rest placed) at {done} ms (target < 2000 ms); all {turns} turns "
+                f"drawn in the background by {complete} ms"
             )
         finally:
             driver.quit()

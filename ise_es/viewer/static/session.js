@@ -85,15 +85,34 @@
   let waiting = [];
   function silent(v) { return h("span", { class: "anchor-target", id: `v${v}` }); }
 
-  function newTurn(turnNo, v) {
-    const sec = h("section", { class: "turn", "data-turn": turnNo, id: `turn-${turnNo}` },
-      h("div", { class: "turn-head" }, h("span", { class: "turn-no" }, `Turn ${turnNo}`)));
+  // A turn's section; placeholders for turns not drawn yet are made up front (see renderAll).
+  const sections = new Map();
+  function section(turnNo) {
+    let sec = sections.get(turnNo);
+    if (sec) return sec;
+    sec = h("section", { class: "turn", "data-turn": turnNo, id: `turn-${turnNo}` },
+      h("div", { class: "turn-head" }, h("span", { class: "turn-no" }, turnNo ? `Turn ${turnNo}` : "Start")));
     timeline.appendChild(sec);
-    currentTurn = sec;
+    sections.set(turnNo, sec);
     turns.push(sec);
     const fs = findingsByTurn.get(turnNo);
     if (fs) for (const f of fs) sec.querySelector(".turn-head").appendChild(findingEl(f));
     return sec;
+  }
+
+  function newTurn(turnNo) {
+    currentTurn = section(turnNo);
+    currentTurn.classList.remove("pending");
+    return currentTurn;
+  }
+
+  const navDone = new Set();
+  function navItem(d, v) {
+    if (navDone.has(v)) return;
+    navDone.add(v);
+    const item = h("a", { href: `#v${v}`, "data-turn": d.turn }, h("span", { class: "n" }, d.completed ? "✓" : d.turn), h("span", { class: "t" }, d.text.slice(0, 60)));
+    if (findingsByTurn.has(d.turn) && !d.completed) item.classList.add("flagged");
+    nav.appendChild(item);
   }
 
   function findingEl(f) {
@@ -104,14 +123,12 @@
 
   function userTurn(e) {
     const d = e.data;
-    const sec = d.completed ? container() : newTurn(d.turn, e.v);
+    const sec = d.completed ? container() : newTurn(d.turn);
     const bubble = h("div", { class: `block user${d.completed ? " closing" : ""}` },
       h("div", { class: "who" }, d.completed ? "user · closing turn" : "user", anchor(e.v)),
       h("div", { class: "text" }, d.text));
     sec.appendChild(bubble);
-    const item = h("a", { href: `#v${e.v}`, "data-turn": d.turn }, h("span", { class: "n" }, d.completed ? "✓" : d.turn), h("span", { class: "t" }, d.text.slice(0, 60)));
-    if (findingsByTurn.has(d.turn) && !d.completed) item.classList.add("flagged");
-    nav.appendChild(item);
+    navItem(d, e.v);
   }
 
   function agentMessage(e) {
@@ -308,24 +325,82 @@
     }
   }
 
-  // Render in slices so the first screen shows at once and a 565-turn session never blocks.
+  // Virtualised: events are grouped by user turn; the first turns and the last ones are drawn
+  // at once, every other turn gets an empty section (and its entry in the turn list) and is
+  // drawn when it comes near the viewport, when a deep link, j/k or a search needs it, or when
+  // the browser is idle. A 565-turn session is usable as soon as its first screen is drawn.
+  const EAGER = 20;
+  let groups = [];
+  const groupOfVersion = (v) => groups.findIndex((g) => g.events.length && g.events[0].v <= v && v <= g.events[g.events.length - 1].v);
+  let observer = null;
+
+  function renderGroup(i) {
+    const g = groups[i];
+    if (!g || g.done) return;
+    g.done = true;
+    const keep = currentTurn;
+    currentTurn = sections.get(g.turn) || currentTurn;
+    waiting = [];
+    for (const e of g.events) apply(e);
+    const home = sections.get(g.turn) || main.querySelector(".session-head");
+    for (const w of waiting) home.appendChild(silent(w));
+    waiting = [];
+    if (g.turn !== groups[groups.length - 1].turn) currentTurn = keep;
+    if (observer && sections.get(g.turn)) observer.unobserve(sections.get(g.turn));
+  }
+
   function renderAll(events, done) {
-    let i = 0;
+    groups = [{ turn: 0, events: [], done: false }];
+    for (const e of events) {
+      if (e.type === "user_turn" && !e.data.completed) groups.push({ turn: e.data.turn, events: [], done: false });
+      groups[groups.length - 1].events.push(e);
+    }
+    if (!groups[0].events.length) groups.shift();
+    for (const g of groups) {
+      if (!g.turn) continue;
+      const sec = section(g.turn);
+      sec.classList.add("pending");
+      const first = g.events[0];
+      navItem(first.data, first.v);
+    }
     const target = /^#v(\d+)$/.exec(location.hash);
-    const want = target ? parseInt(target[1], 10) : 0;
+    const want = target ? groupOfVersion(parseInt(target[1], 10)) : -1;
+    const eager = groups.map((_, i) => i < EAGER || i >= groups.length - 2 || i === want);
+    let i = 0;
     const step = () => {
       const t0 = performance.now();
-      while (i < events.length && (performance.now() - t0 < 40 || (want && events[i].v <= want))) apply(events[i++]);
+      while (i < groups.length && performance.now() - t0 < 40) { if (eager[i]) renderGroup(i); i++; }
       if (!document.body.dataset.firstSlice) document.body.dataset.firstSlice = String(Math.round(performance.now()));
-      if (i < events.length) setTimeout(step, 0);
-      else done();
+      if (i < groups.length) { setTimeout(step, 0); return; }
+      currentTurn = sections.get(groups.length ? groups[groups.length - 1].turn : 0) || currentTurn;
+      lazy();
+      done();
     };
     step();
   }
 
+  function lazy() {
+    const index = new Map(groups.map((g, i) => [sections.get(g.turn), i]));
+    observer = new IntersectionObserver((entries) => {
+      for (const en of entries) if (en.isIntersecting) renderGroup(index.get(en.target));
+    }, { rootMargin: "1500px 0px" });
+    for (const g of groups) if (!g.done && sections.get(g.turn)) observer.observe(sections.get(g.turn));
+    let next = 0;
+    const idle = () => {
+      const t0 = performance.now();
+      while (next < groups.length && performance.now() - t0 < 25) renderGroup(next++);
+      if (next < groups.length) setTimeout(idle, 30);
+      else document.body.dataset.complete = String(Math.round(performance.now()));
+    };
+    setTimeout(idle, 200);
+  }
+
+  function renderEverything() { for (let i = 0; i < groups.length; i++) renderGroup(i); }
+
   function jumpToHash() {
     const m = /^#v(\d+)$/.exec(location.hash);
     if (!m) return;
+    if (!document.getElementById(`v${m[1]}`)) renderGroup(groupOfVersion(parseInt(m[1], 10)));
     const el = document.getElementById(`v${m[1]}`);
     if (!el) return;
     const block = el.closest(".block, .session-head") || el;
@@ -358,6 +433,7 @@
     matchAt = -1;
     if (!q) { counter.textContent = ""; return; }
     const needle = q.toLowerCase();
+    renderEverything();
     // innermost blocks only: a tool card inside an agent block is one match, not two
     const blocks = [...timeline.querySelectorAll(".block")].reverse();
     for (const b of blocks) {
