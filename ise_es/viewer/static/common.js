@@ -178,7 +178,7 @@ const ISE = (() => {
   // away when the recording kept only its head.
   function output(textIn, opts) {
     opts = opts || {};
-    const fold = opts.fold || 24;
+    const fold = opts.fold || 14;
     const wrap = h("div", { class: `output ${opts.kind || ""}` });
     if (opts.label) wrap.appendChild(h("div", { class: "output-label" }, opts.label));
     const pre = h("pre", { class: "term" });
@@ -225,7 +225,9 @@ const ISE = (() => {
 
   function diffView(textIn) {
     const pre = h("pre", { class: "diff" });
-    for (const line of String(textIn).split("\n")) {
+    const lines = String(textIn).split("\n");
+    if (lines.length > 1 && lines[lines.length - 1] === "") lines.pop();
+    for (const line of lines) {
       let cls = "ctx";
       if (line.startsWith("+++") || line.startsWith("---")) cls = "file";
       else if (line.startsWith("+")) cls = "add";
