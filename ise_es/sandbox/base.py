@@ -93,7 +93,13 @@ class Sandbox(abc.ABC):
     ) -> ExecResult:
         """Run a command (a string runs under `bash -lc`), streaming output to `on_chunk`.
 
-        On timeout the whole process tree is killed and `timed_out` is set.
+        On timeout the whole process tree is killed and `timed_out` is set. An argv whose
+        program is not found exits 127, one that cannot be run 126, as in a shell (see
+        `ise_es.sandbox.launch`). `workdir` is relative to the workspace or absolute; one
+        outside the workspace that does not exist exits 125 with the reason on stderr.
+
+        What a command leaves anywhere it may write (the workspace, which is also HOME, /tmp,
+        /var/tmp, /dev/shm) is there for the next command until `close`.
 
         Raises:
             SandboxUnavailable: the sandbox is closed or its backend died.
@@ -125,7 +131,13 @@ class Sandbox(abc.ABC):
 
     @abc.abstractmethod
     def diff(self, since: Snapshot) -> list[FileChange]:
-        """What changed since `since`, sorted by path; cost follows the number of changes."""
+        """What changed in the workspace since `since`, sorted by path; cost follows the number
+        of changes.
+
+        The workspace only, on every backend: /tmp, /var/tmp and /dev/shm persist too but are
+        scratch space (downloads, build trees, caches), not the session's work, and are not
+        part of the template a replay starts from. Dotfiles written to HOME are in the diff,
+        HOME being the workspace."""
 
     @abc.abstractmethod
     def kill_running(self) -> None:

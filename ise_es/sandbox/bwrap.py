@@ -6,7 +6,12 @@ the upper directory holds exactly what changed (which is what `diff` reads). Eve
 in a fresh bubblewrap with its own user, PID, IPC, UTS and cgroup namespaces (killing bubblewrap
 kills everything the command started, background processes included, when it ends), as uid 1000
 `sandbox` with no capabilities, seeing only read-only system directories, a generated /etc (no
-secrets), private /tmp and /dev, and the workspace at /tmp/workspace, which is also HOME. The
+secrets), a private /dev, and the workspace at /tmp/workspace, which is also HOME (the sandbox
+user's home directory, as in the docker image). /tmp, /var/tmp and /dev/shm are per-sandbox host
+directories in the state directory, bound writable (the workspace is bound over /tmp/workspace
+after /tmp), so what a command leaves there is still there for the next command, as on a real
+machine and in a container, until `close` removes the state directory; they count in its disk
+use like the workspace's changes. `diff` covers the workspace only, as on docker. The
 network namespace is the sandbox's own, made once at start with loopback only (no route out),
 like a container's with network "none"; making a fresh one per command cost ~8 ms each.
 
@@ -46,6 +51,7 @@ from ise_es.events import FileChange
 from ise_es.sandbox.base import ChunkCallback, ExecResult, Limits, Sandbox, Snapshot
 from ise_es.sandbox.capture import BlobSink
 from ise_es.sandbox.fsdiff import ChangeTracker, UpperMap, scan_overlay_upper
+from ise_es.sandbox.launch import launch_argv
 from ise_es.sandbox.owners import owner_alive, owner_token
 from ise_es.sandbox.paths import read_workspace_file, resolve_host_path, write_workspace_file
 from ise_es.sandbox.runner import pump
@@ -70,6 +76,8 @@ _CLONE_NEWNET = 0x40000000
 _SIOCGIFFLAGS, _SIOCSIFFLAGS, _IFF_UP = 0x8913, 0x8914, 0x1
 _IFREQ = "16sH22x"
 _STATE_PREFIX = "ise-es-sbx-"
+# Writable places outside the workspace: their host directories in the state directory.
+_SCRATCH_DIRS = {"/tmp": "tmp", "/var/tmp": "var-tmp", "/dev/shm": "shm"}
 _MNT_DETACH = 2
 
 _libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
@@ -144,6 +152,11 @@ class LocalSandbox(Sandbox):
             etc = os.path.join(self._state, "etc")
             for d in ("upper", "work", "merged"):
                 os.mkdir(os.path.join(self._state, d), 0o755)
+            for d in _SCRATCH_DIRS.values():
+                os.mkdir(os.path.join(self._state, d))
+                os.chmod(os.path.join(self._state, d), 0o1777)
+            # The workspace's mount point, so that /tmp lists it as on docker.
+            os.mkdir(os.path.join(self._state, "tmp", os.path.basename(WORKSPACE)), 0o755)
             _write_etc(etc)
             _mount_overlay(
                 template.path, self.upper, os.path.join(self._state, "work"), self.merged
@@ -201,8 +214,9 @@ class LocalSandbox(Sandbox):
         for name in _ETC_PASSTHROUGH:
             if os.path.exists(os.path.join(etc, name)):
                 args += ["--ro-bind", os.path.join("/etc", name), os.path.join("/etc", name)]
-        args += ["--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp", "--tmpfs", "/var/tmp"]
-        args += ["--perms", "1777", "--tmpfs", "/dev/shm"]
+        args += ["--dev", "/dev", "--proc", "/proc"]
+        for inside, name in _SCRATCH_DIRS.items():  # /tmp before the workspace inside it
+            args += ["--bind", os.path.join(self._state, name), inside]
         args += ["--bind", self.merged, WORKSPACE, "--remount-ro", "/"]
         return args
 
@@ -210,15 +224,13 @@ class LocalSandbox(Sandbox):
         self, command: str | list[str], env: Mapping[str, str] | None, workdir: str | None
     ) -> list[str]:
         self._check_open()
+        cwd, argv = launch_argv(command, self._workdir(workdir), WORKSPACE)
         args = list(self._argv_prefix)
-        args += ["--chdir", self._workdir(workdir)]
+        args += ["--chdir", cwd]
         for k, v in {**self.environment, **(env or {})}.items():
             if not k or "=" in k or "\0" in k or "\0" in v:
                 raise ToolError(f"invalid environment variable {k!r}")
             args += ["--setenv", k, v]
-        argv = ["/bin/bash", "-lc", command] if isinstance(command, str) else list(command)
-        if not argv:
-            raise ToolError("empty command")
         return [*args, "--", *argv]
 
     def _workdir(self, workdir: str | None) -> str:

@@ -14,16 +14,23 @@ container's overlay upper directory when it is a plain one (cost follows the cha
 `local`), else from the engine's change list (`container.diff()`), which this engine computes
 by walking the whole root filesystem (~1 s per call here). Timeouts kill the exec's process tree on
 the host: every process descending from the exec, or in a session one of them leads.
+
+/tmp, /var/tmp and /dev/shm are the container's own and keep what commands leave there until
+`close` removes the container, like the local backend's; HOME is the workspace on both. `diff`
+covers the workspace only (both change sources are cut to it), as on `local`: scratch space
+outside it is the machine's, not the session's work. Programs start as `launch` describes, so a
+missing or non-executable program fails with 127 or 126 like a shell, not with the engine's
+"OCI runtime exec failed" 126 for both.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-import threading
 import select
 import socket
 import struct
+import threading
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -47,6 +54,7 @@ from ise_es.sandbox.fsdiff import (
     scan_overlay_upper,
     state_from_stat,
 )
+from ise_es.sandbox.launch import in_workspace, launch_argv
 from ise_es.sandbox.owners import owner_alive, owner_token
 from ise_es.sandbox.paths import (
     read_workspace_file,
@@ -184,8 +192,9 @@ class DockerSandbox(Sandbox):
         inside = os.path.normpath(
             workdir if workdir.startswith("/") else os.path.join(WORKSPACE, workdir)
         )
-        in_workspace = inside == WORKSPACE or inside.startswith(WORKSPACE + "/")
-        if in_workspace and not os.path.isdir(resolve_host_path(inside, WORKSPACE, self._root)):
+        if in_workspace(inside, WORKSPACE) and not os.path.isdir(
+            resolve_host_path(inside, WORKSPACE, self._root)
+        ):
             raise ToolError(f"workdir {workdir!r} is not a directory in the workspace")
         return inside
 
@@ -200,13 +209,10 @@ class DockerSandbox(Sandbox):
         on_chunk: ChunkCallback | None = None,
     ) -> ExecResult:
         self._check_open()
-        argv = ["/bin/bash", "-lc", command] if isinstance(command, str) else list(command)
-        if not argv:
-            raise ToolError("empty command")
+        cwd, argv = launch_argv(command, self._workdir(workdir), WORKSPACE)
         for k, v in (env or {}).items():
             if not k or "=" in k or "\0" in k or "\0" in v:
                 raise ToolError(f"invalid environment variable {k!r}")
-        cwd = self._workdir(workdir)
         timeout = self.limits.default_timeout_s if timeout is None else timeout
         started = time.monotonic()
         try:
@@ -384,11 +390,11 @@ class DockerSandbox(Sandbox):
         workdir: str | None = None,
     ) -> list[str]:
         self._check_open()
-        argv = ["docker", "exec", "-i", "-t", "-u", f"{SANDBOX_UID}:{SANDBOX_UID}"]
-        argv += ["-w", self._workdir(workdir)]
+        cwd, inner = launch_argv(command, self._workdir(workdir), WORKSPACE)
+        argv = ["docker", "exec", "-i", "-t", "-u", f"{SANDBOX_UID}:{SANDBOX_UID}", "-w", cwd]
         for k, v in (env or {}).items():
             argv += ["-e", f"{k}={v}"]
-        return [*argv, self.container_id, "/bin/bash", "-lc", command]
+        return [*argv, self.container_id, *inner]
 
     # -- files ----------------------------------------------------------------------------
 

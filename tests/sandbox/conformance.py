@@ -235,9 +235,7 @@ class SandboxConformance:
             time.sleep(0.05)
         assert host_processes_with("100.25") == []
 
-    def test_kill_running_ends_a_command_in_flight_at_once(
-        self, make_sandbox: OpenSandbox
-    ) -> None:
+    def test_kill_running_ends_a_command_in_flight_at_once(self, make_sandbox: OpenSandbox) -> None:
         sb = make_sandbox()
         results = []
         worker = threading.Thread(target=lambda: results.append(sb.exec("sleep 30.75")))
@@ -268,9 +266,10 @@ class SandboxConformance:
 
     def test_file_size_limit(self, make_sandbox: OpenSandbox) -> None:
         sb = make_sandbox(limits=Limits(file_size_bytes=1 * MB))
-        r = sb.exec("head -c 3000000 /dev/zero > big")
-        assert r.exit_code != 0
-        assert int(sb.exec("stat -c %s big").stdout) <= 1 * MB
+        for big in ("big", "/tmp/big", "/var/tmp/big"):
+            r = sb.exec(f"head -c 3000000 /dev/zero > {big}")
+            assert r.exit_code != 0, big
+            assert int(sb.exec(f"stat -c %s {big}").stdout) <= 1 * MB
 
     def test_two_sandboxes_do_not_see_each_other(self, make_sandbox: OpenSandbox) -> None:
         a, b = make_sandbox(), make_sandbox()
@@ -283,6 +282,119 @@ class SandboxConformance:
         tpl = load_template("pyproject")
         assert tpl.path is not None and Path(tpl.path, "README.md").exists()
         assert not Path(tpl.path, "mine").exists()
+
+    # -- the machine outside the workspace -------------------------------------------------
+
+    @pytest.mark.parametrize("place", ["/tmp", "/var/tmp", "/dev/shm", "$HOME"])
+    def test_state_outside_workspace_persists_across_commands(
+        self, make_sandbox: OpenSandbox, place: str
+    ) -> None:
+        sb = make_sandbox()
+        made = sb.exec(f"mkdir -p {place}/keep && echo hi > {place}/keep/x && ln -s x {place}/l")
+        assert made.exit_code == 0, made.stderr
+        r = sb.exec(f"cat {place}/keep/x && readlink {place}/l")
+        assert (r.exit_code, r.stdout, r.stderr) == (0, b"hi\nx\n", b"")
+        assert sb.exec(["cat", f"{place}/keep/x".replace("$HOME", sb.workspace_path)]).stdout == (
+            b"hi\n"
+        )
+        # An interactive program (the process tool's route) sees the same machine.
+        argv = sb.interactive_argv(f"cat {place}/keep/x; rm -r {place}/keep")
+        child = pexpect.spawn(argv[0], argv[1:], timeout=20)
+        child.expect("hi")
+        child.expect(pexpect.EOF)
+        child.close()
+        assert sb.exec(f"test -e {place}/keep").exit_code == 1
+
+    def test_scratch_places_are_writable_per_sandbox_and_hide_the_hosts(
+        self, make_sandbox: OpenSandbox
+    ) -> None:
+        marker = Path("/tmp", f"ise-es-host-marker-{os.getpid()}")
+        marker.write_text("host\n")
+        try:
+            a, b = make_sandbox(), make_sandbox()
+            a.exec("echo a > /tmp/mine; echo a > /var/tmp/mine; echo a > /dev/shm/mine")
+            for place in ("/tmp", "/var/tmp", "/dev/shm"):
+                assert b.exec(f"test -e {place}/mine").exit_code == 1, place
+                assert a.exec(f"test -e {place}/mine").exit_code == 0, place
+            assert a.exec(f"test -e {marker}").exit_code == 1
+            r = a.exec("stat -c %a /tmp /var/tmp /dev/shm; ls /tmp")
+            assert r.stdout == b"1777\n1777\n1777\nmine\nworkspace\n"
+        finally:
+            marker.unlink()
+
+    def test_diff_covers_the_workspace_only(self, make_sandbox: OpenSandbox) -> None:
+        sb = make_sandbox()
+        mark = sb.snapshot()
+        r = sb.exec(
+            "echo t > /tmp/t; mkdir -p /var/tmp/v && echo v > /var/tmp/v/f; echo s > /dev/shm/s; "
+            "echo w > $HOME/.dotfile; echo n > new.txt"
+        )
+        assert r.exit_code == 0, r.stderr
+        assert [(c.path, c.kind) for c in sb.diff(mark)] == [
+            (".dotfile", "added"),
+            ("new.txt", "added"),
+        ]
+
+    def test_absolute_and_relative_working_directories(self, make_sandbox: OpenSandbox) -> None:
+        sb = make_sandbox()
+        ws = sb.workspace_path
+        assert sb.exec("mkdir -p /tmp/x/y && mkdir -p sub/dir").exit_code == 0
+        assert sb.exec(["pwd"], workdir="/tmp/x").stdout == b"/tmp/x\n"
+        r = sb.exec("pwd; echo made > here; echo $PWD", workdir="/tmp/x/y")
+        assert (r.exit_code, r.stdout) == (0, b"/tmp/x/y\n/tmp/x/y\n")
+        assert sb.exec("cat /tmp/x/y/here").stdout == b"made\n"
+        assert sb.exec(["pwd"], workdir="/usr/bin").stdout == b"/usr/bin\n"
+        assert sb.exec(["pwd"], workdir="/tmp/x/../x/y").stdout == b"/tmp/x/y\n"
+        assert sb.exec(["pwd"], workdir="sub/dir").stdout == f"{ws}/sub/dir\n".encode()
+        assert sb.exec("pwd", workdir=f"{ws}/sub").stdout == f"{ws}/sub\n".encode()
+        assert sb.exec(["pwd"], workdir="sub/..").stdout == f"{ws}\n".encode()
+        argv = sb.interactive_argv("pwd", workdir="/tmp/x")
+        child = pexpect.spawn(argv[0], argv[1:], timeout=20)
+        child.expect("/tmp/x")
+        child.expect(pexpect.EOF)
+        child.close()
+        # A missing directory: refused before anything runs inside the workspace; outside it,
+        # the command fails the same way on every backend (env -C: 125 and the reason).
+        with pytest.raises(ToolError, match="not a directory"):
+            sb.exec(["pwd"], workdir="sub/none")
+        for missing in ("/tmp/none", "/etc/passwd"):
+            for command in (["pwd"], "pwd"):
+                r = sb.exec(command, workdir=missing)
+                assert (r.exit_code, r.stdout) == (125, b""), (missing, command)
+                assert r.stderr.startswith(b"/usr/bin/env: cannot change directory to ")
+                assert missing.encode() in r.stderr
+
+    def test_missing_or_non_executable_program_exits_like_a_shell(
+        self, make_sandbox: OpenSandbox
+    ) -> None:
+        sb = make_sandbox()
+        sb.write_file("not-executable-file", b"#!/bin/sh\necho ran\n")
+        sb.exec("mkdir -p /tmp/x && cp not-executable-file /tmp/x/plain")
+        cases = [
+            (["no-such-prog"], None, 127, b"No such file or directory"),
+            (["./no-such-prog", "arg"], None, 127, b"No such file or directory"),
+            (["/usr/bin/no-such-prog"], "/tmp/x", 127, b"No such file or directory"),
+            (["./not-executable-file"], None, 126, b"Permission denied"),
+            (["./plain"], "/tmp/x", 126, b"Permission denied"),
+            (["./src"], None, 126, b"Permission denied"),  # a directory
+        ]
+        for argv, workdir, code, reason in cases:
+            r = sb.exec(argv, workdir=workdir)
+            assert (r.exit_code, r.signal, r.stdout) == (code, None, b""), argv
+            assert argv[0].encode() in r.stderr and reason in r.stderr, r.stderr
+            assert b"bwrap" not in r.stderr and b"OCI" not in r.stderr
+        # A program whose name starts with '-' or holds '=' is still the program.
+        sb.write_file("-dash", b'#!/bin/sh\necho dash "$@"\n', mode=0o755)
+        assert sb.exec(["./-dash", "--", "-x"]).stdout == b"dash -- -x\n"
+        assert sb.exec(["./a=b"]).exit_code not in (0, None)
+        sb.write_file("a=b", b"#!/bin/sh\necho eq\n", mode=0o755)
+        assert sb.exec(["./a=b"]).stdout == b"eq\n"
+        # The same programs in a shell command: bash's own codes.
+        assert sb.exec("no-such-prog").exit_code == 127
+        assert sb.exec("./not-executable-file").exit_code == 126
+        # The program really runs once it can: argv, stdin and exit code go through.
+        r = sb.exec(["sh", "-c", 'read l; echo "$0:$1:$l"; exit 7', "zero", "one"], stdin=b"in\n")
+        assert (r.exit_code, r.stdout) == (7, b"zero:one:in\n")
 
     # -- files ----------------------------------------------------------------------------
 

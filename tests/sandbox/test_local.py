@@ -36,6 +36,21 @@ class TestLocal(SandboxConformance):
         assert Path(sb.upper, "fresh").read_text() == "x\n"
         assert sorted(os.listdir(sb.upper)) == ["fresh"]
 
+    def test_scratch_places_live_in_the_state_dir(self, make_sandbox: OpenSandbox) -> None:
+        """/tmp, /var/tmp and /dev/shm are host directories of this sandbox: on disk beside
+        the workspace's changes (counted in its disk use), gone at close."""
+        sb = make_sandbox()
+        assert isinstance(sb, LocalSandbox)
+        r = sb.exec("head -c 100000 /dev/zero > /tmp/big; echo v > /var/tmp/v; echo s > /dev/shm/s")
+        assert r.exit_code == 0, r.stderr
+        state = Path(sb.state_dir)
+        assert (state / "tmp" / "big").stat().st_size == 100_000
+        assert (state / "var-tmp" / "v").read_text() == "v\n"
+        assert (state / "shm" / "s").read_text() == "s\n"
+        assert os.listdir(sb.upper) == []
+        sb.close()
+        assert not state.exists()
+
     def test_process_limit_comes_from_a_pids_cgroup(self, make_sandbox: OpenSandbox) -> None:
         sb = make_sandbox()
         assert isinstance(sb, LocalSandbox)
