@@ -198,6 +198,11 @@ class SessionStarted(_Base, frozen=True, tag="session_started"):
     started_at: float | None = None
     """When the session really began (seconds since the epoch, UTC) if that is not the
     envelope's `recorded_at`: an imported session's first timestamp. None: `recorded_at`."""
+    intents: list[dict[str, Any]] = []
+    """Every intent the session works through, in order, when there are several (intents per
+    session, an appended query): `{intent_id, natural_language_intent, simulated}` plus the
+    record's `answer` or `task_type` when it has one; UserTurn.intent_id says which turn
+    belongs to which. Empty: the session's one intent (`intent_id`, `intent`)."""
 
 
 class UserTurn(_Base, frozen=True, tag="user_turn"):
@@ -211,6 +216,9 @@ class UserTurn(_Base, frozen=True, tag="user_turn"):
     reason: str = ""
     raw: str = ""
     """The simulator's raw output before parsing."""
+    intent_id: str = ""
+    """The intent this turn works towards, in a session that works through several (intents
+    per session, an appended query); empty: the session's only intent."""
 
 
 class ModelCall(_Base, frozen=True, tag="model_call"):

@@ -147,6 +147,21 @@ def _worker_options(
     "--enqueue-only", is_flag=True, help="Only put the items in the queue for `ise-es worker`."
 )
 @click.option("--force", is_flag=True, help="Record again items already recorded (new attempt).")
+@click.option(
+    "--intents-per-session",
+    type=click.IntRange(1),
+    default=1,
+    show_default=True,
+    help="Intents one session works through one after another (same workspace), each to its "
+    "own completion.",
+)
+@click.option(
+    "--append-queries",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Query-only JSONL lines; when a session completes, one of them is asked as a last "
+    "user turn.",
+)
 @apply(role_options("agent") + role_options("user"))
 @apply(web_options())
 @reports_errors
@@ -164,6 +179,8 @@ def record_command(
     seed: int,
     enqueue_only: bool,
     force: bool,
+    intents_per_session: int,
+    append_queries: Path | None,
     **options: Any,
 ) -> None:
     """Record sessions: user simulator <-> agent, every tool call executed for real.
@@ -182,6 +199,9 @@ def record_command(
             --user-model qwen3-8b --user-base-url http://127.0.0.1:8000/v1
         ise-es record --intents intents.jsonl --enqueue-only --db postgresql://... \\
             --agent-model qwen3-8b --user-model qwen3-8b
+        ise-es record --intents queries.jsonl --agent-model qwen3-8b   # query-only lines
+        ise-es record --intents intents.jsonl --intents-per-session 3 \\
+            --append-queries queries.jsonl --agent-model qwen3-8b --user-model qwen3-8b
     """
     from rich.console import Console
 
@@ -207,6 +227,8 @@ def record_command(
         seed=seed,
         roles=options,
         web=web,
+        intents_per_session=intents_per_session,
+        append_queries=append_queries,
     )
     specs = build_specs(given, os.environ, warn=lambda p: console.print(f"[yellow]skipped[/] {p}"))
     machine = MachineOverrides(templates_dir=given.templates_dir, environ=os.environ, db_url=db_url)

@@ -23,6 +23,7 @@ import msgspec
 
 from ise_es.errors import InvalidInput
 from ise_es.llm.base import ChatClient, RoleConfig
+from ise_es.simulate.run_modes import Segment
 from ise_es.simulate.scenario import Scenario, ScriptedAgentClient, ScriptedUserClient
 from ise_es.simulate.session import SessionPlan
 from ise_es.store.base import NewWorkItem
@@ -32,11 +33,13 @@ __all__ = [
     "ClientCache",
     "MachineOverrides",
     "RecordSettings",
+    "SegmentSpec",
     "WorkSpec",
     "decode_spec",
     "intent_spec",
     "scenario_spec",
     "session_plan",
+    "session_spec",
     "work_item",
 ]
 
@@ -44,7 +47,7 @@ _MACHINE_FIELDS = ("base_url", "api_key_env", "timeout_s", "max_retries")
 """RoleConfig fields a worker's machine decides (kept out of the digest)."""
 
 
-class RecordSettings(msgspec.Struct, frozen=True, kw_only=True):
+class RecordSettings(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     """The recording settings that travel with every item of one enqueue."""
 
     backend: str = "local"
@@ -61,14 +64,29 @@ class RecordSettings(msgspec.Struct, frozen=True, kw_only=True):
     user: RoleConfig | None = None
 
 
-class WorkSpec(msgspec.Struct, frozen=True, kw_only=True):
-    kind: Literal["scenario", "intent"]
+class SegmentSpec(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """One intent of a session that works through several, or a query-only one."""
+
+    intent_id: str
+    text: str
+    simulated: bool = True
+    record: dict[str, Any] = {}
+
+
+class WorkSpec(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """Defaults are left out of the encoding, so a field added later (with its default) does
+    not change the digest of what was queued before it existed."""
+
+    kind: Literal["scenario", "intent", "query", "intents"]
+    """scenario; intent (simulated); query (query-only: no simulator); intents (several in one
+    session, or one with an appended query): `segments` lists them."""
     source_id: str
     settings: RecordSettings
     scenario: Scenario | None = None
     intent: str = ""
     intent_record: dict[str, Any] = {}
     persona: dict[str, Any] | None = None
+    segments: list[SegmentSpec] = []
 
 
 @dataclasses.dataclass(frozen=True)
@@ -95,17 +113,40 @@ def scenario_spec(scenario: Scenario, settings: RecordSettings) -> WorkSpec:
 
 
 def intent_spec(
-    intent_id: str, text: str, record: Mapping[str, Any], settings: RecordSettings
+    intent_id: str,
+    text: str,
+    record: Mapping[str, Any],
+    settings: RecordSettings,
+    *,
+    simulated: bool = True,
 ) -> WorkSpec:
+    """One intent, one session: simulated, or query-only (the text goes to the agent)."""
     metadata = record.get("metadata")
     persona = metadata.get("persona") if isinstance(metadata, dict) else None
     return WorkSpec(
-        kind="intent",
+        kind="intent" if simulated else "query",
         source_id=intent_id,
         settings=settings,
         intent=text,
         intent_record=dict(record),
         persona=persona if isinstance(persona, dict) else None,
+    )
+
+
+def session_spec(segments: list[SegmentSpec], settings: RecordSettings) -> WorkSpec:
+    """Several intents worked one after another in one session (the first one's record and
+    persona describe the session); its id joins theirs."""
+    first = segments[0]
+    metadata = first.record.get("metadata")
+    persona = metadata.get("persona") if isinstance(metadata, dict) else None
+    return WorkSpec(
+        kind="intents",
+        source_id="+".join(s.intent_id for s in segments),
+        settings=settings,
+        intent=first.text,
+        intent_record=dict(first.record),
+        persona=persona if isinstance(persona, dict) else None,
+        segments=segments,
     )
 
 
@@ -166,7 +207,7 @@ def session_plan(
     make = clients or (lambda config: _openai(config, machine.environ))
     settings = spec.settings
     agent: ChatClient
-    user: ChatClient
+    user: ChatClient | None
     if spec.kind == "scenario":
         assert spec.scenario is not None
         agent, user = ScriptedAgentClient(spec.scenario), ScriptedUserClient(spec.scenario)
@@ -177,8 +218,9 @@ def session_plan(
         # are the ones the scenario file refers to, whatever id the item was queued under.
         seed_key = spec.scenario.id
     else:
+        simulated = spec.kind == "intent" or any(s.simulated for s in spec.segments)
         agent = make(_role(settings.agent, "agent", machine))
-        user = make(_role(settings.user, "user", machine))
+        user = make(_role(settings.user, "user", machine)) if simulated else None
         template, record, scenario_name = settings.template or "empty", spec.intent_record, None
         seed_key = spec.source_id
     web = dataclasses.replace(settings.web, store_url=machine.db_url).with_key(machine.environ)
@@ -201,6 +243,15 @@ def session_plan(
         seed=settings.seed ^ zlib.crc32(seed_key.encode()),
         sandbox_options={"templates_dir": machine.templates_dir} if machine.templates_dir else {},
         web=web,
+        segments=_segments(spec),
+    )
+
+
+def _segments(spec: WorkSpec) -> tuple[Segment, ...]:
+    if spec.kind == "query":
+        return (Segment(spec.source_id, spec.intent, simulated=False, record=spec.intent_record),)
+    return tuple(
+        Segment(s.intent_id, s.text, simulated=s.simulated, record=s.record) for s in spec.segments
     )
 
 

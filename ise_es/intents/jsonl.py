@@ -31,12 +31,20 @@ __all__ = [
     "ImportReport",
     "ParsedIntent",
     "export_intents",
+    "is_query_only",
     "import_intents",
     "parse_intents_file",
 ]
 
 COMPLEXITIES = ("simple", "medium", "complex")
 _ID_KEYS = ("id", "intent_id", "task_id")
+QUERY_KEYS = ("query", "question")
+"""A line with one of these and no natural_language_intent is query-only: its text goes to the
+agent as is, with no user simulator (FORMATS.md section 4)."""
+
+
+def is_query_only(record: dict[str, Any]) -> bool:
+    return "natural_language_intent" not in record and any(k in record for k in QUERY_KEYS)
 
 
 @dataclass(frozen=True)
@@ -59,10 +67,11 @@ def _parse_line(obj: object) -> tuple[str, str, dict[str, Any]]:
     if not isinstance(obj, dict):
         raise ValueError(f"a JSON object is required, got {type(obj).__name__}")
     record: dict[str, Any] = dict(obj)
-    if "natural_language_intent" not in record and "question" in record:
-        question = record["question"]
+    text_key = next((k for k in QUERY_KEYS if k in record), None)
+    if "natural_language_intent" not in record and text_key is not None:
+        question = record[text_key]
         if not isinstance(question, str) or not question.strip():
-            raise ValueError("field 'question': a non-empty string is required")
+            raise ValueError(f"field {text_key!r}: a non-empty string is required")
         ids = [record[k] for k in _ID_KEYS if k in record]
         intent_id = (
             str(ids[0]) if ids else "q_" + hashlib.sha256(question.encode()).hexdigest()[:12]
@@ -72,7 +81,7 @@ def _parse_line(obj: object) -> tuple[str, str, dict[str, Any]]:
     if not isinstance(text, str) or not text.strip():
         raise ValueError(
             "field 'natural_language_intent': a non-empty string is required "
-            "(or a {question, answer} line)"
+            "(or a query-only {query} / {question, answer} line)"
         )
     id_key = next((k for k in _ID_KEYS if k in record), None)
     if id_key is None:

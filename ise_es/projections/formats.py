@@ -510,6 +510,12 @@ def _middle(
     }
     if malformed:
         metadata["malformed_tool_calls"] = malformed
+    if "answer" in record:
+        metadata["reference_answer"] = record["answer"]
+    sources = _source_intents(view, intent_id, intent_text, record)
+    if len(sources) > 1:
+        # which user message works towards which intent, in message order
+        metadata["user_turn_intents"] = [t.intent_id or intent_id for t in view.user_turns()]
     common = {
         "status": view.status or "open",
         "session_id": view.session_id,
@@ -537,15 +543,29 @@ def _middle(
         **{k: common[k] for k in ("status", "session_id")},
         "intent_id": intent_id,
         **{k: common[k] for k in LEGACY_KEYS[3:9]},
-        "source_intent_count": 1,
-        "source_intent_ids": [intent_id],
-        "source_intents": [
-            {
-                "intent_id": intent_id,
-                "natural_language_intent": intent_text,
-                "task_type": str(task_type),
-            }
-        ],
-        "session_finalized_by_intent_id": intent_id,
+        "source_intent_count": len(sources),
+        "source_intent_ids": [s["intent_id"] for s in sources],
+        "source_intents": [{**s, "task_type": s.get("task_type", str(task_type))} for s in sources],
+        "session_finalized_by_intent_id": (
+            view.closing.intent_id or intent_id if view.closing else intent_id
+        ),
         "metadata": metadata,
     }
+
+
+def _source_intents(
+    view: SessionView, intent_id: str, intent_text: str, record: dict[str, Any]
+) -> list[dict[str, Any]]:
+    """Every intent the session worked through (several with intents per session or an
+    appended query), as the current middle shape lists them."""
+    started = view.started
+    if started is None or not started.intents:
+        return [{"intent_id": intent_id, "natural_language_intent": intent_text}]
+    return [
+        {
+            "intent_id": str(i.get("intent_id", "")),
+            "natural_language_intent": str(i.get("natural_language_intent", "")),
+            **({"task_type": str(i["task_type"])} if "task_type" in i else {}),
+        }
+        for i in started.intents
+    ]

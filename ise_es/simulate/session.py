@@ -13,7 +13,7 @@ from typing import Any
 
 import msgspec
 
-from ise_es.errors import LeaseLost
+from ise_es.errors import ConfigError, LeaseLost
 from ise_es.events import (
     Event,
     ModelSpec,
@@ -23,6 +23,7 @@ from ise_es.events import (
 from ise_es.llm.base import ChatClient, failed_model_call
 from ise_es.sandbox import Sandbox, open_sandbox, pinned_environment
 from ise_es.simulate.agent import SCRIPTED_BASE_URL, AgentLoop, recorded_call
+from ise_es.simulate.run_modes import NO_REPLY, Segment, SessionUser
 from ise_es.simulate.user_simulator import DialogueEntry, UserSimulator
 from ise_es.store.base import EventStore, Fence, NewEvent
 from ise_es.tools import SessionNamer, ToolRunner, WebGateway, default_registry
@@ -149,7 +150,8 @@ class SessionPlan:
     intent_id: str
     intent: str
     agent: ChatClient
-    user: ChatClient
+    user: ChatClient | None
+    """None: no user simulator (every segment is a query that goes to the agent as is)."""
     template: str = "empty"
     backend: str = "local"
     persona: Mapping[str, Any] | None = None
@@ -162,6 +164,9 @@ class SessionPlan:
     seed: int = 0
     environment: Mapping[str, str] = field(default_factory=dict)
     sandbox_options: Mapping[str, Any] = field(default_factory=dict)
+    segments: tuple[Segment, ...] = ()
+    """The intents the session works through, in order (run_modes.py); empty: the one intent
+    above, simulated."""
     web: WebSettings = field(default_factory=WebSettings)
     """How the web tools reach the web (fixture, live through the egress policy, or off: no
     web tools offered); recorded in SessionStarted.web."""
@@ -284,8 +289,12 @@ def record_session(
         )
         control.attach(sandbox)
         runner = _tool_runner(plan, sandbox, writer, web)
-        simulator = UserSimulator(
-            plan.user, persona=plan.persona, intent=plan.intent, max_turns=plan.max_turns
+        segments = plan.segments or (
+            Segment(plan.intent_id, plan.intent, simulated=True, record=plan.intent_record),
+        )
+        user = SessionUser(segments, lambda segment: _simulator(plan, segment))
+        cap = plan.max_turns * sum(s.simulated for s in segments) + sum(
+            not s.simulated for s in segments
         )
         writer.record(
             [
@@ -296,7 +305,8 @@ def record_session(
                     intent_record=dict(plan.intent_record),
                     persona=dict(plan.persona) if plan.persona else None,
                     scenario=plan.scenario,
-                    models=[_spec(plan.agent), _spec(plan.user)],
+                    models=[_spec(c) for c in (plan.agent, plan.user) if c is not None],
+                    intents=_described(segments),
                     system_prompt=system_prompt,
                     tool_schemas=runner.schemas(),
                     sandbox_backend=sandbox.backend,
@@ -326,28 +336,29 @@ def record_session(
             cancel=control.cancelled,
         )
         dialogue: list[DialogueEntry] = []
-        status, reason = "turn_cap", f"reached the turn cap of {plan.max_turns} user turns"
-        for turn in range(1, plan.max_turns + 2):
+        status, reason = "turn_cap", f"reached the turn cap of {cap} user turns"
+        for turn in range(1, cap + 2):
             if control.cancelled.is_set():
                 status, reason, infrastructure = "interrupted", control.reason, True
                 break
-            sim = simulator.next_turn(dialogue)
+            sim = user.next_turn(dialogue)
+            closed: list[Event] = list(user.take_closed())
             call_events: list[Event] = [recorded_call(c) for c in sim.calls]
             blobs = [c.request_body for c in sim.calls]
             if sim.llm_error is not None:
                 call_events.append(failed_model_call(sim.llm_error))
             if not sim.ok:
-                writer.record(call_events, blobs)
+                writer.record([*call_events, *closed], blobs)
                 status, reason = "error", sim.error or str(sim.llm_error)
                 infrastructure = sim.llm_error is not None
                 if sim.raw:
                     reason += f" (raw simulator output: {sim.raw[:500]!r})"
                 break
-            writer.record([*call_events, sim.user_turn()], blobs)
+            writer.record([*call_events, *closed, user.user_turn(sim)], blobs)
             if sim.completed:
                 status, reason = "completed", sim.reason or "the user is satisfied"
                 break
-            if turn > plan.max_turns:
+            if turn > cap:
                 break
             turns += 1
             dialogue.append(DialogueEntry("user", sim.query))
@@ -367,7 +378,7 @@ def record_session(
                 ),
                 "",
             )
-            dialogue.append(DialogueEntry("assistant", reply or "(no reply)"))
+            dialogue.append(DialogueEntry("assistant", reply or NO_REPLY))
     except KeyboardInterrupt:
         status, reason, infrastructure = "interrupted", "recording interrupted (Ctrl-C)", True
         raise
@@ -436,6 +447,21 @@ def record_session(
 
 class _Fenced(Exception):
     """Internal: skip writing a session's end after its lease was lost."""
+
+
+def _simulator(plan: SessionPlan, segment: Segment) -> UserSimulator:
+    if plan.user is None:
+        raise ConfigError(f"intent {segment.intent_id} needs a user simulator model (--user-model)")
+    return UserSimulator(
+        plan.user, persona=plan.persona, intent=segment.text, max_turns=plan.max_turns
+    )
+
+
+def _described(segments: tuple[Segment, ...]) -> list[dict[str, Any]]:
+    """SessionStarted.intents: only when the session is not the classic one simulated intent."""
+    if len(segments) == 1 and segments[0].simulated:
+        return []
+    return [s.describe() for s in segments]
 
 
 def _spec(client: ChatClient) -> ModelSpec:
