@@ -82,6 +82,9 @@ class SessionSummary(msgspec.Struct, frozen=True, kw_only=True):
     user_prompt_tokens: int = 0
     user_completion_tokens: int = 0
     model_calls: int = 0
+    intent_turns: dict[str, int] = {}
+    """User turns per intent, in a session that works through several (intents per session,
+    an appended query); empty for a session of one intent."""
 
 
 class ReplaySummary(msgspec.Struct, frozen=True, kw_only=True):
@@ -174,10 +177,12 @@ def summarize_session(view: SessionView) -> SessionSummary:
     # step key -> number of failures still waiting for a success towards that step
     waiting: Counter[tuple[str, str]] = Counter()
     keys: dict[str, tuple[str, str]] = {}
+    per_intent: Counter[str] = Counter()
     for entry in view.entries:
         dialogue += 1
         if isinstance(entry, UserTurn):
             users += 1
+            per_intent[entry.intent_id] += 1
         elif isinstance(entry, AgentStep):
             if entry.message.reasoning:
                 think += 1
@@ -227,6 +232,10 @@ def summarize_session(view: SessionView) -> SessionSummary:
         user_prompt_tokens=usage["user_prompt"],
         user_completion_tokens=usage["user_completion"],
         model_calls=len(view.model_calls),
+        intent_turns={
+            str(i.get("intent_id", "")): per_intent.get(str(i.get("intent_id", "")), 0)
+            for i in (view.started.intents if view.started else [])
+        },
     )
 
 
@@ -288,6 +297,12 @@ class CorpusStats(msgspec.Struct, kw_only=True):
     user_turn_values: list[int] = []
     dialogue_turn_values: list[int] = []
     tool_call_values: list[int] = []
+    multi_intent_sessions: int = 0
+    """Trajectories that worked through several intents (each counts in unique_intents)."""
+    intents_per_session: dict[str, int] = {}
+    """Number of intents -> trajectories, over the multi-intent ones."""
+    user_turns_per_intent: float = 0.0
+    """Mean user turns an intent took, over the multi-intent trajectories."""
 
     def lines(self) -> list[str]:
         """A human-readable report (Table 3 first)."""
@@ -308,6 +323,14 @@ class CorpusStats(msgspec.Struct, kw_only=True):
             f"{self.tools_avg:.2f}",
             "  complexity mix                 "
             + (", ".join(f"{k} {100 * v:.1f}%" for k, v in self.complexity_mix.items()) or "n/a"),
+        ]
+        if self.multi_intent_sessions:
+            counts = ", ".join(f"{k}: {v}" for k, v in self.intents_per_session.items())
+            out.append(
+                f"  several intents per session    {self.multi_intent_sessions} trajectories "
+                f"(intents {counts}); {self.user_turns_per_intent:.2f} user turns per intent"
+            )
+        out += [
             "",
             f"Tool shares ({self.total_tool_calls} calls): "
             + ", ".join(f"{k} {100 * v:.1f}%" for k, v in self.tool_shares.items()),
@@ -365,11 +388,18 @@ def corpus_stats(
     exit_codes: Counter[str] = Counter()
     tokens: Counter[str] = Counter()
     failed = recovered = 0
+    multi: Counter[str] = Counter()
+    per_intent_turns: list[int] = []
     for s in summaries:
         by_status[s.status or "open"] += 1
         if status != "any" and s.status != status:
             continue
-        intents.add(s.intent_id)
+        if s.intent_turns:
+            intents.update(s.intent_turns)
+            multi[str(len(s.intent_turns))] += 1
+            per_intent_turns.extend(s.intent_turns.values())
+        else:
+            intents.add(s.intent_id)
         user_turns.append(s.user_turns)
         dialogue.append(s.dialogue_turns)
         calls.append(s.tool_calls)
@@ -452,4 +482,7 @@ def corpus_stats(
         user_turn_values=user_turns,
         dialogue_turn_values=dialogue,
         tool_call_values=calls,
+        multi_intent_sessions=sum(multi.values()),
+        intents_per_session=dict(sorted(multi.items(), key=lambda kv: int(kv[0]))),
+        user_turns_per_intent=avg(per_intent_turns),
     )

@@ -93,6 +93,11 @@ def test_several_intents_per_session_each_to_its_own_completion(
     args = ["project", "sft-jsonl", "--format", "middle", "-o", str(out), "--db", db_url]
     assert CliRunner().invoke(main, args).exit_code == 0
     row = json.loads(out.read_text().splitlines()[0])
+    stats = CliRunner().invoke(main, ["project", "stats", "--json", "--db", db_url])
+    assert stats.exit_code == 0, stats.output
+    report = json.loads(stats.output)
+    assert report["multi_intent_sessions"] == 2 and report["intents_per_session"] == {"2": 2}
+    assert report["unique_intents"] == 4 and report["user_turns_per_intent"] == 1.0
     assert row["source_intent_count"] == 2
     assert row["session_finalized_by_intent_id"] == row["source_intent_ids"][1]
     assert row["metadata"]["user_turn_intents"] == row["source_intent_ids"]
