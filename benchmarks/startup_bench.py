@@ -131,9 +131,10 @@ def main() -> None:
     }
     if args.compare is not None:
         other = args.compare.resolve()
-        # The checkout's own modules ahead of the editable install of this one.
+        # The checkout's own modules ahead of the editable install of this one; -P keeps the
+        # current directory (this checkout, when run from it) off sys.path.
         trees[f"{other}"] = (
-            [sys.executable, "-c", "import sys; from cli import main; sys.exit(main())"],
+            [sys.executable, "-P", "-c", "import sys; from cli import main; sys.exit(main())"],
             str(other / "fixtures" / "scenarios"),
             {**env, "PYTHONPATH": str(other)},
         )

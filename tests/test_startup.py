@@ -43,6 +43,8 @@ HEAVY = (
 """Never imported by `--help`, `sessions list|show` or `intents space`."""
 
 HELP_ALSO_WITHOUT = (
+    "msgspec",
+    "ise_es.events",
     "rich",
     "sqlalchemy",
     "alembic",
@@ -56,8 +58,8 @@ HELP_ALSO_WITHOUT = (
     "ise_es.tools",
     "replay",
 )
-"""`--help` of any command prints with click alone: no store, no stage package (what a
-command module needs from a stage it imports inside the command's function)."""
+"""`--help` of any command prints with click alone: no event types, no store, no stage
+package (what a command module needs from a stage it imports inside the command's function)."""
 
 SQLITE_ALSO_WITHOUT = ("alembic", "psycopg", "sqlalchemy.dialects.postgresql")
 """Opening a SQLite store checks its revision without Alembic and loads nothing of PostgreSQL."""

@@ -8,36 +8,53 @@ with OpenAIChatClient(config, environ=os.environ) as client:
     events = [result.model_call()]            # + store result.request_body as a blob
 """
 
+import importlib
 from typing import TYPE_CHECKING
 
-from ise_es.llm.base import (
-    ROLES,
-    ChatClient,
-    ChatResult,
-    JsonMode,
-    Message,
-    RequestInfo,
-    RetryRecord,
-    RoleConfig,
-    canonical_request,
-    encode_request,
-    failed_model_call,
-    split_inline_reasoning,
-)
-
 if TYPE_CHECKING:
+    from ise_es.llm.base import (
+        ROLES,
+        ChatClient,
+        ChatResult,
+        JsonMode,
+        Message,
+        RequestInfo,
+        RetryRecord,
+        RoleConfig,
+        canonical_request,
+        encode_request,
+        failed_model_call,
+        split_inline_reasoning,
+    )
     from ise_es.llm.openai_client import OpenAIChatClient, backoff_delay, parse_retry_after
 
-_LAZY = {"OpenAIChatClient", "backoff_delay", "parse_retry_after"}
+_BASE = {
+    "ROLES",
+    "ChatClient",
+    "ChatResult",
+    "JsonMode",
+    "Message",
+    "RequestInfo",
+    "RetryRecord",
+    "RoleConfig",
+    "canonical_request",
+    "encode_request",
+    "failed_model_call",
+    "split_inline_reasoning",
+}
+_CLIENT = {"OpenAIChatClient", "backoff_delay", "parse_retry_after"}
 
 
 def __getattr__(name: str) -> object:
-    # The HTTP client imports `openai` (~0.8 s): only code that talks to a model pays for it,
-    # not every command that merely reads role settings (ise_es.llm.roles).
-    if name in _LAZY:
-        from ise_es.llm import openai_client
-
-        return getattr(openai_client, name)
+    # Every name loads on first use. The HTTP client imports `openai` (~0.8 s): only code that
+    # talks to a model pays for it. And `ise_es.llm.roles`, which every command module reads
+    # its option defaults from (so `--help` imports it), must not load msgspec and the event
+    # types through this package.
+    if name in _BASE or name in _CLIENT:
+        module = importlib.import_module(
+            "ise_es.llm.base" if name in _BASE else "ise_es.llm.openai_client"
+        )
+        return getattr(module, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 

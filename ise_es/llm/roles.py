@@ -16,10 +16,12 @@ The API key is never read here, only which variable holds it, and whether there 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ise_es.errors import ConfigError
-from ise_es.llm.base import RoleConfig
+
+if TYPE_CHECKING:  # imported by the function: `--help` reads this module's defaults
+    from ise_es.llm.base import RoleConfig
 
 __all__ = [
     "DEFAULT_BASE_URL",
@@ -81,6 +83,8 @@ def role_config_from_options(
         ConfigError: no `{role}_model`, a value out of range, or a key variable the user named
             that is not set (see `key_env`).
     """
+    from ise_es.llm.base import RoleConfig
+
     values = {f: options.get(f"{role}_{suffix}") for suffix, f in OPTION_FIELDS.items()}
     if not values["model"]:
         raise ConfigError(f"role {role!r} needs a model: pass --{role}-model")
