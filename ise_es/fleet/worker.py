@@ -283,7 +283,12 @@ class Worker:
                     "host": self.info.host,
                 },
             )
-        state = self._settle(lease, result, stopped=control.cancelled.is_set())
+        try:
+            state = self._settle(lease, result, stopped=control.cancelled.is_set())
+        except Exception as e:  # the store is unreachable: the lease expires, another settles it
+            state = None
+            with self._lock:
+                self.report.errors.append((result.session_id, f"could not settle: {e}"))
         with self._lock:
             self._leases.pop(lease.item_id, None)
             self._controls.pop(lease.item_id, None)
