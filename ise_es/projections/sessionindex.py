@@ -267,15 +267,24 @@ def _like(value: str) -> str:
     return f"%{escaped}%"
 
 
-def _conditions(f: SessionFilter) -> list[sa.ColumnElement[bool]]:
+def _contains(dialect: str, needle: str) -> sa.ColumnElement[bool]:
+    """The search text holds `needle` (both lower-cased): SQLite's instr() scans several
+    times faster than LIKE '%...%', which matches a pattern; PostgreSQL's strpos likewise."""
+    text = session_text.c.text
+    if dialect == "sqlite":
+        return sa.func.instr(text, needle) > 0
+    if dialect == "postgresql":
+        return sa.func.strpos(text, needle) > 0
+    return text.like(_like(needle), escape="\\")
+
+
+def _conditions(f: SessionFilter, dialect: str) -> list[sa.ColumnElement[bool]]:
     t = session_index.c
     where: list[sa.ColumnElement[bool]] = []
     if f.q:
         where.append(
             t.session_id.in_(
-                sa.select(session_text.c.session_id).where(
-                    session_text.c.text.like(_like(f.q.lower()), escape="\\")
-                )
+                sa.select(session_text.c.session_id).where(_contains(dialect, f.q.lower()))
             )
         )
     if f.tool:
@@ -314,7 +323,7 @@ def query_sessions(engines: Engines, f: SessionFilter) -> SessionPage:
     order = [column.desc(), session_index.c.session_id.desc()]
     if not f.sort.startswith("-"):
         order = [column.asc(), session_index.c.session_id.asc()]
-    where = _conditions(f)
+    where = _conditions(f, engines.dialect)
     listed = [*where, session_index.c.status == f.status] if f.status else where
     t = session_index.c
     with engines.read.connect() as conn:

@@ -380,3 +380,24 @@ def test_compare_and_corpus_pages(
     assert "Work queue" in driver.find_element(By.ID, "queue").text
     shot(driver, tmp_path, "corpus")
     no_js_errors(driver)
+
+
+def test_a_diverged_replay_shows_its_diff_and_normalizers(
+    driver: WebDriver, server: Server, browser_corpus: dict[str, Any], tmp_path: Path
+) -> None:
+    session = record(browser_corpus["url"], browser_corpus["tmp"], "viewer-diverge")
+    replay_id = replay(browser_corpus["url"], session)
+    server.settle()
+    driver.get(f"{server.base}/replays/{replay_id}")
+    wait(driver, loaded)
+    assert driver.find_element(By.CSS_SELECTOR, ".session-head .badge.verdict").text == "diverged"
+    rights = driver.find_elements(By.CSS_SELECTOR, ".step-right")
+    assert rights[0].find_element(By.CSS_SELECTOR, ".badge.verdict").text == "equivalent"
+    assert "timestamps" in rights[0].text  # the normalizer that fired
+    assert rights[1].find_element(By.CSS_SELECTOR, ".badge.verdict").text == "diverged"
+    diff = rights[1].find_element(By.CSS_SELECTOR, "pre.diff")
+    assert diff.find_elements(By.CSS_SELECTOR, ".dl.add") and diff.find_elements(
+        By.CSS_SELECTOR, ".dl.del"
+    )
+    shot(driver, tmp_path, "replay-diverged")
+    no_js_errors(driver)

@@ -18,6 +18,17 @@
       src.result_text !== undefined ? output(src.result_text, { fold: 12, kind: "result", label: "recorded result" }) : null);
   }
 
+  // Lines a normalizer made equal: the recorded and the replayed text, and which fired.
+  function whereView(where) {
+    const pre = h("pre", { class: "diff" });
+    for (const w of where) {
+      pre.appendChild(h("span", { class: "dl hunk" }, `line ${w.line}${w.normalizers && w.normalizers.length ? " · " + w.normalizers.join(", ") : ""}\n`));
+      pre.appendChild(h("span", { class: "dl del" }, `-${w.recorded}\n`));
+      pre.appendChild(h("span", { class: "dl add" }, `+${w.replayed}\n`));
+    }
+    return pre;
+  }
+
   function replayed(step) {
     const cell = h("div", { class: "side-cell" },
       h("div", { class: "tool-head" }, badge(step.verdict, "verdict"),
@@ -29,7 +40,8 @@
       cell.appendChild(h("div", { class: "difference" },
         h("div", { class: "output-label" }, d.field || "field",
           d.normalizers && d.normalizers.length ? h("span", { class: "muted" }, ` · normalized by ${d.normalizers.join(", ")}`) : null),
-        d.diff ? diffView(d.diff) : h("pre", { class: "json small" }, JSON.stringify(d, null, 2))));
+        d.diff ? diffView(d.diff) : d.where ? whereView(d.where)
+          : h("pre", { class: "json small" }, JSON.stringify(d, null, 2))));
     }
     return cell;
   }
