@@ -278,15 +278,26 @@ def _contains(dialect: str, needle: str) -> sa.ColumnElement[bool]:
     return text.like(_like(needle), escape="\\")
 
 
-def _conditions(f: SessionFilter, dialect: str) -> list[sa.ColumnElement[bool]]:
+MATCH_LIST_MAX = 20_000
+"""Search matches passed on as a list of ids (one text scan per query); more than this, and
+the page and the counts each scan the text (SQLite binds at most 32,766 values)."""
+
+
+def _search(conn: sa.Connection, q: str) -> sa.ColumnElement[bool]:
+    """The search condition, with the text scanned once: the page and the per-status counts
+    both need it, and the scan is the whole cost of a search."""
+    matching = sa.select(session_text.c.session_id).where(_contains(conn.dialect.name, q.lower()))
+    ids = conn.execute(matching.limit(MATCH_LIST_MAX + 1)).scalars().all()
+    if len(ids) <= MATCH_LIST_MAX:
+        return session_index.c.session_id.in_(ids)
+    return session_index.c.session_id.in_(matching)
+
+
+def _conditions(f: SessionFilter, conn: sa.Connection) -> list[sa.ColumnElement[bool]]:
     t = session_index.c
     where: list[sa.ColumnElement[bool]] = []
     if f.q:
-        where.append(
-            t.session_id.in_(
-                sa.select(session_text.c.session_id).where(_contains(dialect, f.q.lower()))
-            )
-        )
+        where.append(_search(conn, f.q))
     if f.tool:
         where.append(t.tools.like(_like(f",{f.tool},"), escape="\\"))
     if f.audit == "flagged":
@@ -323,10 +334,10 @@ def query_sessions(engines: Engines, f: SessionFilter) -> SessionPage:
     order = [column.desc(), session_index.c.session_id.desc()]
     if not f.sort.startswith("-"):
         order = [column.asc(), session_index.c.session_id.asc()]
-    where = _conditions(f, engines.dialect)
-    listed = [*where, session_index.c.status == f.status] if f.status else where
     t = session_index.c
     with engines.read.connect() as conn:
+        where = _conditions(f, conn)
+        listed = [*where, t.status == f.status] if f.status else where
         counts = {
             r.status: r.n
             for r in conn.execute(

@@ -315,3 +315,14 @@ def test_index_follows_a_new_session_and_keeps_the_replay_verdict(
             assert c.get("/api/sessions").json()["total"] == 2
     finally:
         close_viewer(viewer)
+
+
+def test_search_with_more_matches_than_a_list_holds(
+    client: TestClient, corpus: Corpus, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past MATCH_LIST_MAX matching sessions the search stays a sub-select: same answer."""
+    from ise_es.projections import sessionindex
+
+    monkeypatch.setattr(sessionindex, "MATCH_LIST_MAX", 0)
+    body = get(client, "/api/sessions?q=notes&status=completed")
+    assert ids(body) == [corpus.xss] and body["counts"] == {"completed": 1}
