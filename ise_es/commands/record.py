@@ -252,6 +252,8 @@ def record_command(
         line = f"queued {len(enqueued.added)} new, {enqueued.unchanged} unchanged"
         if enqueued.superseded:
             line += f", {len(enqueued.superseded)} older versions superseded"
+        if run.retried:
+            line += f", {run.retried} failed ones queued again"
         console.print(line)
         if run.report is None:
             return

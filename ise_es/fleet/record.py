@@ -30,6 +30,8 @@ class RecordRun:
     """Items of this input recorded before (same content): skipped."""
     report: WorkerReport | None
     """None with enqueue_only."""
+    retried: int = 0
+    """Failed items of this input queued again."""
 
 
 def enqueue_specs(
@@ -67,9 +69,12 @@ def record_specs(
     worker before it starts, so the caller can wire signals (drain on SIGTERM) to it."""
     enqueued = enqueue_specs(store, specs, force=force)
     ids = enqueued.item_ids
+    # Asking again for what failed (out of attempts: an outage outlasted the retries) records
+    # it again; what the models ended stays done.
+    retried = store.queue.retry(statuses=["failed"], item_ids=ids)
     done = sum(r.state == "done" for r in store.queue.items(item_ids=ids))
     if enqueue_only:
-        return RecordRun(enqueued, done, None)
+        return RecordRun(enqueued, done, None, retried)
     worker = Worker(
         store,
         planner_for(machine or MachineOverrides()),
@@ -82,4 +87,4 @@ def record_specs(
     )
     if worker_ready is not None:
         worker_ready(worker)
-    return RecordRun(enqueued, done, worker.run())
+    return RecordRun(enqueued, done, worker.run(), retried)

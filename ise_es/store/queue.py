@@ -346,9 +346,10 @@ class SqlWorkQueue:
             state=str(state),
         )
 
-    def retry(self, *, statuses: Sequence[str]) -> int:
+    def retry(self, *, statuses: Sequence[str], item_ids: Sequence[str] | None = None) -> int:
         """Queue ended items again as a new attempt: done items whose session ended with one of
-        `statuses`, and failed items when `failed` is among them. Returns how many."""
+        `statuses`, and failed items when `failed` is among them (of `item_ids` only, when
+        given). Returns how many."""
         now = self._clock()
         wanted = [s for s in statuses if s != "failed"]
         condition = sa.and_(wi.c.state == "done", wi.c.status.in_(wanted))
@@ -356,12 +357,21 @@ class SqlWorkQueue:
             condition = sa.or_(
                 condition, sa.and_(wi.c.state == "failed", wi.c.kind != "backfilled")
             )
+        chunks: list[sa.ColumnElement[bool]] = [condition]
+        if item_ids is not None:
+            ids = list(item_ids)
+            chunks = [
+                sa.and_(condition, wi.c.item_id.in_(ids[i : i + _CHUNK]))
+                for i in range(0, len(ids), _CHUNK)
+            ]
+        moved = 0
         with self._write.begin() as conn:
-            moved = conn.execute(
-                wi.update()
-                .where(condition)
-                .values(state="queued", failures=0, not_before=now, finished_at=None)
-            ).rowcount
+            for where in chunks:
+                moved += conn.execute(
+                    wi.update()
+                    .where(where)
+                    .values(state="queued", failures=0, not_before=now, finished_at=None)
+                ).rowcount
             if moved:
                 self._notify(conn)
         return int(moved)

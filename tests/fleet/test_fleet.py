@@ -224,12 +224,29 @@ def test_endpoint_down_for_good_fails_after_max_attempts_and_retry_brings_it_bac
         assert "endpoint down" in (store.queue.items()[0].last_error or "")
     retried = CliRunner().invoke(main, ["queue", "retry", "--status", "failed", "--db", db_url])
     assert retried.exit_code == 0 and "re-queued 2 items" in retried.output
+    result = CliRunner().invoke(main, [*args, "--max-attempts", "1"])  # still down: failed again
+    with open_store(db_url) as store:
+        assert [r.state for r in store.queue.items()] == ["failed"] * 2
+    again = CliRunner().invoke(
+        main,
+        [
+            "record",
+            "--intents",
+            str(tmp_path / "intents.jsonl"),
+            "--enqueue-only",
+            "--db",
+            db_url,
+            *("--agent-model", AGENT, "--agent-base-url", server.base_url, "--agent-retries", "0"),
+            *("--user-model", USER, "--user-base-url", server.base_url, "--user-retries", "0"),
+        ],
+    )
+    assert "2 failed ones queued again" in again.output, "asking again records failed items"
     down[0] = False
     result = CliRunner().invoke(main, [*args, "--max-attempts", "2"])
     assert result.exit_code == 0, result.output
     with open_store(db_url) as store:
         assert [(r.state, r.status, r.attempts) for r in store.queue.items()] == [
-            ("done", "completed", 3)
+            ("done", "completed", 4)
         ] * 2
 
 

@@ -239,3 +239,13 @@ def test_counts_and_throughput(qstore: SqlEventStore, clock: Clock) -> None:
     }
     assert qstore.queue.finished_since(clock.now - 1) == 1
     assert qstore.queue.finished_since(clock.now + 1) == 0
+
+
+def test_retry_can_be_limited_to_given_items(qstore: SqlEventStore) -> None:
+    result = qstore.queue.enqueue([item("a"), item("b")])
+    for _ in range(2):
+        lease = qstore.queue.claim(WORKER, lease_seconds=60)
+        assert lease is not None
+        qstore.queue.finish(lease.fence, outcome="retry", status="error", max_attempts=1)
+    assert qstore.queue.retry(statuses=["failed"], item_ids=result.added[:1]) == 1
+    assert {r.source_id: r.state for r in qstore.queue.items()} == {"a": "queued", "b": "failed"}
