@@ -24,17 +24,19 @@ SCENARIOS = HERE / "scenarios"
 
 
 def record(db_url: str, tmp: Path, scenario: str | Path, *args: str) -> str:
-    """Record one scenario (a name in tests/viewer/scenarios, or a file) alone; returns the new
-    session's id."""
+    """Record one scenario (a name in tests/viewer/scenarios, a file, or the name of a shipped
+    scenario) alone; returns the new session's id."""
     path = Path(scenario) if isinstance(scenario, Path) else SCENARIOS / f"{scenario}.yaml"
-    directory = tmp / f"scenario-{path.stem}"
-    directory.mkdir(exist_ok=True)
-    shutil.copy(path, directory / path.name)
+    if path.exists():
+        directory = tmp / f"scenario-{path.stem}"
+        directory.mkdir(exist_ok=True)
+        shutil.copy(path, directory / path.name)
+        source = str(directory)
+    else:
+        source = str(scenario)  # a shipped scenario, by name
     with open_store(db_url) as store:
         before = {s.stream_id for s in store.streams(stream_type="session")}
-    result = CliRunner().invoke(
-        main, ["record", "--scenario", str(directory), "--db", db_url, *args]
-    )
+    result = CliRunner().invoke(main, ["record", "--scenario", source, "--db", db_url, *args])
     assert result.exit_code == 0, result.output
     with open_store(db_url) as store:
         new = [

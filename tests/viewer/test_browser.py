@@ -401,3 +401,20 @@ def test_a_diverged_replay_shows_its_diff_and_normalizers(
     )
     shot(driver, tmp_path, "replay-diverged")
     no_js_errors(driver)
+
+
+def test_web_exchanges_of_a_tool_call(
+    driver: WebDriver, server: Server, browser_corpus: dict[str, Any], tmp_path: Path
+) -> None:
+    session = record(browser_corpus["url"], browser_corpus["tmp"], "03-web-research")
+    driver.get(f"{server.base}/sessions/{session}")
+    wait(driver, rendered)
+    exchanges = driver.find_elements(By.CSS_SELECTOR, ".block.tool .web-row")
+    assert len(exchanges) == 2
+    assert all(" GET " in f" {row.text} " for row in exchanges)
+    assert all("http" in row.find_element(By.CSS_SELECTOR, ".url").text for row in exchanges)
+    body = exchanges[0].find_elements(By.PARTIAL_LINK_TEXT, "body")
+    assert body and "/api/blobs/" in (body[0].get_attribute("href") or "")
+    driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", exchanges[0])
+    shot(driver, tmp_path, "web")
+    no_js_errors(driver)
