@@ -976,7 +976,7 @@ def project_diversity(
     """
     from rich.console import Console
 
-    from ise_es.intents.commands import run_diversity
+    from ise_es.commands.diversity import run_diversity
 
     console = Console(stderr=True)
     if input_file is not None:

@@ -34,6 +34,8 @@ import numpy.typing as npt
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from ise_es.diversity.metrics import vendi_score
+from ise_es.diversity.report import DiversityItem, diversity_report
 from ise_es.intents.embeddings import (
     DEFAULT_MODEL,
     SMALL_MODEL,
@@ -42,11 +44,9 @@ from ise_es.intents.embeddings import (
     default_cache_dir,
 )
 from ise_es.intents.library import load_library
-from ise_es.intents.metrics import vendi_score
 from ise_es.intents.personas import build_pool, make_pool, offline_personas
 from ise_es.intents.render import TemplateRenderer, make_spec
 from ise_es.intents.sampler import Sampler
-from ise_es.projections.diversity import DiversityItem, diversity_report
 
 GIB = 1 << 30
 

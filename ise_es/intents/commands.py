@@ -1,4 +1,4 @@
-"""What the `ise-es intents ...` and `ise-es project diversity` commands do, behind the CLI.
+"""What the `ise-es intents ...` commands do, behind the CLI.
 
 cli.py parses options and calls these; they wire the library together (store, models, progress
 display) and return what the CLI prints. Errors are ise-es errors with messages that say what
@@ -13,10 +13,9 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ise_es.errors import ConfigError, InvalidInput
+from ise_es.errors import ConfigError
 from ise_es.intents.library import load_library
 from ise_es.intents.personas import (
     PersonaPool,
@@ -42,7 +41,6 @@ if TYPE_CHECKING:
 
 __all__ = [
     "make_personas",
-    "run_diversity",
     "run_generate",
     "space_report",
 ]
@@ -225,62 +223,3 @@ def space_report(store: EventStore | None, pool_id: str | None,
             raise ConfigError("give --personas N or a store holding a frozen pool (--db)")
         personas = len(pick_pool(store, pool_id).personas)
     return tuple_space(load_library(), personas)
-
-
-def run_diversity(
-    *,
-    store: EventStore | None,
-    input_file: Path | None,
-    source: str,
-    model: str,
-    q: float,
-    seed: int,
-    output: Path | None,
-    plot: Path | None,
-    console: Console,
-) -> str:
-    """Build the report; returns its text form (files are written when asked)."""
-    from ise_es.intents.embeddings import DEFAULT_MODEL, Embedder, default_cache_dir
-    from ise_es.outputs import check_output_path, is_stdout
-    from ise_es.projections.diversity import (
-        DiversityOptions,
-        diversity_report,
-        format_report,
-        items_from_file,
-        plot_scaling_curve,
-        select_items,
-        write_report,
-    )
-
-    # The outputs are checked before the (slow) embedding, not found unwritable after it.
-    if output is not None and not is_stdout(output):
-        check_output_path(output)
-    if plot is not None:
-        check_output_path(plot)
-    note = ""
-    if input_file is not None:
-        items = items_from_file(input_file)
-        label = str(input_file)
-    elif store is None:
-        raise ConfigError("give --input FILE.jsonl or a store (--db)")
-    else:
-        items, label, note = select_items(store, source, load_library())
-    if len(items) < 2:
-        raise InvalidInput(f"{label}: {len(items)} texts; diversity needs at least 2")
-    embedder = Embedder(model or DEFAULT_MODEL, cache_dir=default_cache_dir(os.environ))
-    with console.status(f"embedding {len(items)} texts with {embedder.model}"):
-        report = diversity_report(
-            items,
-            embedder,
-            options=DiversityOptions(q=q, seed=seed),
-            source=label,
-            model=embedder.model,
-        )
-    report.note = note
-    report.embedded_now = embedder.stats.computed
-    report.cache_hits = embedder.stats.cache_hits
-    if output is not None:
-        write_report(report, output)
-    if plot is not None:
-        plot_scaling_curve(report, plot)
-    return format_report(report)

@@ -12,14 +12,14 @@ import pytest
 from click.testing import CliRunner
 
 from cli import main
-from ise_es.intents.embeddings import EmbeddingUnavailable, _load_sentence_transformer
-from ise_es.projections.diversity import (
+from ise_es.diversity.report import (
     DiversityItem,
     DiversityOptions,
     diversity_report,
     plot_scaling_curve,
     write_report,
 )
+from ise_es.intents.embeddings import EmbeddingUnavailable, _load_sentence_transformer
 from tests.support.openai_server import RecordedRequest, Reply, ScriptedOpenAIServer
 
 HAVE_MODEL = all(

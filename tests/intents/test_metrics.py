@@ -8,7 +8,7 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from ise_es.intents.metrics import (
+from ise_es.diversity.metrics import (
     distinct_n,
     kernel_spectrum,
     self_bleu,

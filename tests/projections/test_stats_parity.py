@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from ise_es.commands.diversity import select_items
+from ise_es.diversity.metrics import distinct_n
 from ise_es.events import ToolCall
 from ise_es.intents.library import load_library
-from ise_es.intents.metrics import distinct_n
-from ise_es.projections.diversity import select_items
 from ise_es.projections.plots import exit_code_figure, histogram_figure
 from ise_es.projections.session import fold_session
 from ise_es.projections.stats import (
