@@ -15,7 +15,7 @@
   // Vertical bars: [[label, value], ...]
   function bars(title, data, opts) {
     opts = opts || {};
-    const W = 460, H = 180, pad = 28;
+    const W = 640, H = 150, pad = 28;
     const max = Math.max(1, ...data.map((d) => d[1]));
     const bw = (W - pad * 2) / Math.max(1, data.length);
     const g = svg("svg", { viewBox: `0 0 ${W} ${H + 30}`, class: "chart", role: "img", "aria-label": title });
@@ -27,9 +27,9 @@
       rect.appendChild(svg("title", {}, `${label}: ${fmtInt(v)}`));
       g.appendChild(rect);
       const every = Math.ceil(data.length / 16);
-      if (i % every === 0) g.appendChild(svg("text", { x: x + bw / 2, y: H + 14, class: "tick" }, String(label)));
+      if (i % every === 0) g.appendChild(svg("text", { x: x + bw / 2, y: H + 18, class: "tick" }, String(label)));
     });
-    g.appendChild(svg("text", { x: pad, y: 12, class: "tick left" }, fmtInt(max)));
+    g.appendChild(svg("text", { x: 2, y: 14, class: "tick left" }, fmtInt(max)));
     return h("figure", { class: "card chart-card" }, h("figcaption", null, title), g);
   }
 
