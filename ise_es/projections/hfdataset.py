@@ -41,7 +41,13 @@ from ise_es.errors import ConfigError
 from ise_es.events import SessionStarted
 from ise_es.projections.audit import AuditSummary, load_lexicon
 from ise_es.projections.audit import summarize as summarize_audits
-from ise_es.projections.export import STATUSES, ExportOptions, Selection, gather_sessions
+from ise_es.projections.export import (
+    STATUSES,
+    ExportOptions,
+    Selection,
+    gather_sessions,
+    with_superseded,
+)
 from ise_es.projections.folder import (
     MANIFEST,
     file_sha256,
@@ -359,6 +365,8 @@ def export_hf_dataset(
 
     started = time.perf_counter()
     _check_options(options)
+    # Sessions of superseded work items (edited input recorded again) are left out.
+    options = msgspec.structs.replace(options, export=with_superseded(store, options.export))
     target = Path(output).absolute()
     digest = options_digest(options)
     if not force and (manifest := _up_to_date(store, target, digest)) is not None:

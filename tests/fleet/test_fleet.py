@@ -289,6 +289,11 @@ def test_edited_input_is_recorded_again_and_unchanged_input_is_not(
         json.loads(line)["messages"][1]["content"] for line in exported.read_text().splitlines()
     ]
     assert len(firsts) == 2, "the superseded version of scenario-a is not exported"
+    folder = tmp_path / "hf"
+    result = CliRunner().invoke(main, ["project", "hf-dataset", "-o", str(folder), "--db", db_url])
+    assert result.exit_code == 0, result.output
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert sum(f["rows"] for f in manifest["files"] if f.get("split")) == 2
     forced = CliRunner().invoke(main, [*record, "--force"])
     assert forced.exit_code == 0
     with open_store(db_url) as store:
