@@ -17,8 +17,7 @@ these into user-facing messages and exit codes.
     │   ├── ConcurrencyError      a stale expected version: nothing was written
     │   ├── DuplicateEventId      an event id already stored with other content
     │   ├── BlobNotFound          a digest with no blob
-    │   ├── LeaseLost             an append fenced out: the writer's work-item lease is gone
-    │   └── IntegrityError        a broken hash chain or head (from `verify`)
+    │   └── LeaseLost             an append fenced out: the writer's work-item lease is gone
     ├── SandboxError
     │   ├── SandboxUnavailable    the backend cannot start (missing tool, daemon down)
     │   └── TemplateError         unknown template or digest mismatch
@@ -86,10 +85,6 @@ class BlobNotFound(StoreError):
 class LeaseLost(StoreError):
     """An append carried a work-item lease token that is no longer the item's: the lease
     expired and another worker reclaimed the item. Nothing was written (fencing)."""
-
-
-class IntegrityError(StoreError):
-    """A hash chain or stream head does not verify."""
 
 
 class SandboxError(IseEsError):

@@ -60,7 +60,6 @@ __all__ = [
     "encode_checked",
     "encode_payload",
     "event_type_of",
-    "schema_version_of",
 ]
 
 
@@ -515,10 +514,6 @@ _union_decoder: msgspec.json.Decoder[Event] = msgspec.json.Decoder(Event)
 def event_type_of(event: Event) -> str:
     """The stable tag of an event instance."""
     return type(event).__struct_config__.tag  # type: ignore[return-value]
-
-
-def schema_version_of(event: Event) -> int:
-    return type(event).schema_version
 
 
 def encode_payload(event: Event) -> bytes:

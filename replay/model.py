@@ -104,12 +104,6 @@ class ReplayReport(msgspec.Struct, kw_only=True):
     def exit_code(self) -> int:
         return exit_code_for(self)
 
-    def first_divergent_step(self) -> StepResult | None:
-        for step in self.steps:
-            if step.verdict == "diverged":
-                return step
-        return None
-
 
 def exit_code_for(report: ReplayReport) -> int:
     """0: every step identical or equivalent; 1: a step diverged or could not be checked

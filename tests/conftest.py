@@ -12,6 +12,7 @@ import shutil
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -129,3 +130,21 @@ def store(db_url: str) -> Iterator[SqlEventStore]:
     s = open_store(db_url)
     yield s
     s.close()
+
+
+@pytest.fixture
+def blobs(sqlite_url: str) -> Iterator[SqlEventStore]:
+    """The real event store (SQLite) as the blob sink of sandboxes and tools."""
+    s = open_store(sqlite_url)
+    yield s
+    s.close()
+
+
+@pytest.fixture(scope="session")
+def docker_client() -> Any:
+    """A Docker engine (started if none runs) with the sandbox image (built if missing)."""
+    from ise_es.sandbox.dockerimage import build_base_image, ensure_dockerd
+
+    client = ensure_dockerd()
+    build_base_image(client)
+    return client

@@ -190,9 +190,6 @@ class SessionView:
     def user_turns(self) -> list[UserTurn]:
         return [e for e in self.entries if isinstance(e, UserTurn)]
 
-    def agent_steps(self) -> list[AgentStep]:
-        return [e for e in self.entries if isinstance(e, AgentStep)]
-
     def results(self) -> list[ToolCallFinished]:
         return [e for e in self.entries if isinstance(e, ToolCallFinished)]
 

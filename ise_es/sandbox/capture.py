@@ -16,7 +16,13 @@ __all__ = ["BlobSink", "StreamCapture"]
 
 
 class BlobSink(Protocol):
-    def put_blob(self, data: bytes) -> str: ...
+    """Somewhere to put content-addressed bytes: the event store in practice (any
+    `ise_es.store.base.EventStore` is one). Sandboxes and tools write here; defined beside the
+    sandbox, its first user, because the sandbox layer may not import the store (its peer)."""
+
+    def put_blob(self, data: bytes) -> str:
+        """Store bytes (deduplicated) and return their sha256 hex digest."""
+        ...
 
 
 _SPOOL_IN_MEMORY = 1 << 20

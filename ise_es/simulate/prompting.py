@@ -5,7 +5,6 @@ from __future__ import annotations
 import string
 from functools import cache
 from importlib import resources
-from pathlib import Path
 
 from ise_es.errors import ConfigError
 
@@ -13,7 +12,6 @@ __all__ = [
     "AGENT_SYSTEM_PROMPT",
     "default_agent_system_prompt",
     "load_prompt",
-    "read_prompt_file",
     "render_prompt",
 ]
 
@@ -52,18 +50,3 @@ def default_agent_system_prompt() -> str:
     """The agent's default system prompt: a shell agent in /tmp/workspace with the OpenClaw
     tool set."""
     return load_prompt(AGENT_SYSTEM_PROMPT)
-
-
-def read_prompt_file(path: Path) -> str:
-    """A user-supplied system prompt file (``--system-prompt FILE``).
-
-    Raises:
-        ConfigError: the file cannot be read or is empty; names the file.
-    """
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as e:
-        raise ConfigError(f"{path}: cannot read the prompt file ({e})") from e
-    if not text.strip():
-        raise ConfigError(f"{path}: the prompt file is empty")
-    return text.rstrip("\n")

@@ -113,14 +113,6 @@ def stream_type_of(stream_id: str) -> str:
     return head if sep else stream_id
 
 
-class BlobSink(Protocol):
-    """Somewhere to put content-addressed bytes (the store; sandboxes and tools write here)."""
-
-    def put_blob(self, data: bytes) -> str:
-        """Store bytes (deduplicated) and return their sha256 hex digest."""
-        ...
-
-
 class EventStore(Protocol):
     """The store verbs. Implementations: `ise_es.store.sql.SqlEventStore`."""
 

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from ise_es.events import Event
 from ise_es.sandbox.base import Limits, Sandbox
-from ise_es.store.base import BlobSink
+from ise_es.sandbox.capture import BlobSink
 
 if TYPE_CHECKING:
     from ise_es.tools.process import ProcessManager

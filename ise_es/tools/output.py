@@ -15,7 +15,7 @@ import tempfile
 from typing import IO
 
 from ise_es.events import ChunkStream, OutputChunk
-from ise_es.store.base import BlobSink
+from ise_es.sandbox.capture import BlobSink
 from ise_es.tools.base import Emit
 
 __all__ = ["CHUNK_BYTES", "OutputRecorder", "StreamDigest"]

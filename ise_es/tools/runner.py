@@ -20,7 +20,7 @@ from typing import Any
 from ise_es.errors import SandboxError, ToolError
 from ise_es.events import FsDiff, ToolCall, ToolCallFinished, ToolCallStarted
 from ise_es.sandbox.base import Sandbox, Snapshot
-from ise_es.store.base import BlobSink
+from ise_es.sandbox.capture import BlobSink
 from ise_es.tools.base import (
     Emit,
     ToolContext,

@@ -124,8 +124,9 @@ def test_split_is_deterministic_and_stable(
     export_sft(corpus, engines, out, options)
     again = {sid(s): name for name, p in paths.items() for s in lines(p)}
     assert {k: v for k, v in again.items() if k != "s0"} == assigned
+    assert set(again.values()) == {"train", "val"}  # both splits hold sessions here
     other_seed = {k: split_of(k, 8, split) for k in again}
-    assert other_seed != again or len(set(again.values())) == 1
+    assert other_seed != again  # and the seed moves some of them
 
 
 @pytest.mark.parametrize(

@@ -72,13 +72,3 @@ def scenario_dir(tmp_path: Path) -> Callable[[str], Path]:
         return single_scenario(tmp_path, name)
 
     return make
-
-
-@pytest.fixture(scope="session")
-def docker_client() -> Any:
-    """A Docker engine (started if none runs) with the sandbox image (built if missing)."""
-    from ise_es.sandbox.dockerimage import build_base_image, ensure_dockerd
-
-    client = ensure_dockerd()
-    build_base_image(client)
-    return client

@@ -202,8 +202,9 @@ class SandboxConformance:
 
     def test_fork_bomb_is_contained(self, make_sandbox: OpenSandbox) -> None:
         sb = make_sandbox(limits=Limits(processes=64))
-        r = sb.exec("bomb() { bomb | bomb & }; bomb; sleep 3", timeout=4)
-        assert r.exit_code is not None or r.timed_out
+        r = sb.exec("bomb() { bomb | bomb & }; bomb; sleep 3", timeout=15)
+        # the shell itself survives the bomb: its last command runs and decides the exit code
+        assert r.exit_code == 0 and not r.timed_out and r.signal is None
         assert b"Resource temporarily unavailable" in r.stderr
         assert subprocess.run(["true"]).returncode == 0
         assert sb.exec("echo ok", timeout=20).stdout == b"ok\n"

@@ -1,4 +1,5 @@
-"""Fixtures for the sandbox tests: a real blob store, a Docker engine, sandbox factories."""
+"""Fixtures for the sandbox tests: sandbox factories (the blob store and the Docker engine are
+the shared `blobs` and `docker_client` of tests/conftest.py)."""
 
 from __future__ import annotations
 
@@ -11,27 +12,9 @@ import pytest
 
 from ise_es.sandbox import Limits, Sandbox, open_sandbox
 from ise_es.sandbox.templates import shipped_templates_dir
-from ise_es.store.sql import SqlEventStore, open_store
+from ise_es.store.sql import SqlEventStore
 
 OpenSandbox = Callable[..., Sandbox]
-
-
-@pytest.fixture
-def blobs(sqlite_url: str) -> Iterator[SqlEventStore]:
-    """The real event store (SQLite) as the sandboxes' blob sink."""
-    s = open_store(sqlite_url)
-    yield s
-    s.close()
-
-
-@pytest.fixture(scope="session")
-def docker_client() -> Any:
-    """A Docker engine (started if none runs) with the sandbox image (built if missing)."""
-    from ise_es.sandbox.dockerimage import build_base_image, ensure_dockerd
-
-    client = ensure_dockerd()
-    build_base_image(client)
-    return client
 
 
 @pytest.fixture

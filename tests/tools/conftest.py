@@ -13,28 +13,11 @@ import pytest
 
 from ise_es.events import Event, OutputChunk, ToolCall, ToolCallFinished
 from ise_es.sandbox import Sandbox, open_sandbox
-from ise_es.store.sql import SqlEventStore, open_store
+from ise_es.store.sql import SqlEventStore
 from ise_es.tools import FixtureWebGateway, ToolRunner, ToolSettings
 from ise_es.tools.web import WebGateway
 
 BACKENDS = ["local", pytest.param("docker", marks=pytest.mark.docker)]
-
-
-@pytest.fixture
-def blobs(sqlite_url: str) -> Iterator[SqlEventStore]:
-    """The real event store (SQLite) as the blob sink."""
-    s = open_store(sqlite_url)
-    yield s
-    s.close()
-
-
-@pytest.fixture(scope="session")
-def docker_client() -> Any:
-    from ise_es.sandbox.dockerimage import build_base_image, ensure_dockerd
-
-    client = ensure_dockerd()
-    build_base_image(client)
-    return client
 
 
 @pytest.fixture(params=BACKENDS)

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 import pytest
 
+from ise_es.errors import SandboxUnavailable
 from ise_es.events import (
     Event,
     FsDiff,
@@ -134,7 +135,7 @@ def test_sandbox_failure_is_recorded_then_raised(
     events: list[object] = []
     runner = ToolRunner(sandbox, blobs, None, events.append)
     sandbox.close()
-    with pytest.raises(Exception, match="closed"):
+    with pytest.raises(SandboxUnavailable, match="closed"):
         runner.run(
             ToolCall(id="c", name="exec", arguments='{"command": "true"}'), turn=1, step=0, index=0
         )

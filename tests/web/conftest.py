@@ -201,13 +201,6 @@ def web_sandbox(
     store.close()
 
 
-@pytest.fixture
-def blobs(sqlite_url: str) -> Iterator[SqlEventStore]:
-    s = open_store(sqlite_url)
-    yield s
-    s.close()
-
-
 @dataclass
 class Agent:
     """Tool calls through a ToolRunner, with the events they emitted."""
