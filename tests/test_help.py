@@ -39,7 +39,7 @@ def test_help_has_an_example(name: str, command: click.Command) -> None:
     result = CliRunner().invoke(main, [*args, "--help"])
     assert result.exit_code == 0, result.output
     assert command.help, f"{name} has no help text"
-    head, sep, example = result.output.partition("Example:")
+    _, sep, example = result.output.partition("Example:")
     assert sep, f"{name} --help has no 'Example:' block"
     lines = [line.strip() for line in example.splitlines()]
     shown = [line for line in lines if line.startswith("ise-es ")]
