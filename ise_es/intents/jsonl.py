@@ -31,8 +31,8 @@ __all__ = [
     "ImportReport",
     "ParsedIntent",
     "export_intents",
-    "is_query_only",
     "import_intents",
+    "is_query_only",
     "parse_intents_file",
 ]
 
