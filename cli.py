@@ -19,6 +19,7 @@ from ise_es.commands.common import db_option, reports_errors
 from ise_es.commands.imports import import_middle_command as _import_middle_command
 from ise_es.commands.options import apply as _apply
 from ise_es.commands.options import role_options
+from ise_es.commands.projectall import project_all as _project_all
 from ise_es.commands.selection import export_options, selection_options
 from ise_es.commands.serve import serve_command as _serve_command
 from ise_es.errors import IseEsError
@@ -560,6 +561,7 @@ def project_stats(
 
 project.add_command(_publish.hf_dataset_command(db_option, reports_errors))
 project.add_command(_publish.atif_command(db_option, reports_errors))
+project.add_command(_project_all)
 
 
 # ----------------------------------------------------------------------------- import

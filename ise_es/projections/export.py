@@ -48,6 +48,7 @@ __all__ = [
     "ExportReport",
     "OutputFile",
     "Selection",
+    "SessionSource",
     "export_sft",
     "gather_sessions",
     "parse_split",
@@ -370,13 +371,21 @@ def gather_sessions(
     return last
 
 
+SessionSource = Callable[[Callable[[SessionView], None]], int]
+"""A read of the log that hands every ended session to the callback and returns the last
+position read (`project all` shares one read among export, audit and stats: onepass.py)."""
+
+
 def _gather(
     store: EventStore,
     exporter: _Exporter,
     max_buffered: int,
     progress: Callable[[int], None] | None,
+    sessions: SessionSource | None = None,
 ) -> int:
     """Feed every ended session to the exporter; return the last position read."""
+    if sessions is not None:
+        return sessions(exporter.session)
     return gather_sessions(
         store,
         lambda view, _events: exporter.session(view),
@@ -405,6 +414,7 @@ def _export_to_stdout(
     max_buffered: int,
     progress: Callable[[int], None] | None,
     started: float,
+    sessions: SessionSource | None,
 ) -> ExportReport:
     """`-o -`: the same lines on standard output, spooled in the temp directory. There is no
     file to compare, so no manifest and no `up_to_date`; one file per split cannot be stdout."""
@@ -414,7 +424,7 @@ def _export_to_stdout(
         )
     with tempfile.TemporaryFile(prefix="ise-es-sft.spool.") as spool:
         exporter = _Exporter(options, spool)
-        _gather(store, exporter, max_buffered, progress)
+        _gather(store, exporter, max_buffered, progress, sessions)
         with atomic_output(STDOUT) as stdout:
             samples = _copy_sorted(exporter, spool, None, stdout)
     size = sum(e.length for e in exporter.index)
@@ -437,8 +447,10 @@ def export_sft(
     force: bool = False,
     max_buffered: int = 500_000,
     progress: Callable[[int], None] | None = None,
+    sessions: SessionSource | None = None,
 ) -> ExportReport:
-    """Write the SFT file(s) for `options`; see the module docstring.
+    """Write the SFT file(s) for `options`; see the module docstring. `sessions` replaces the
+    export's own read of the log (not called when the files are up to date).
 
     `output` may be `-` (standard output, no split); other targets follow `ise_es.outputs`
     (never a device, FIFO or directory; a symlink is written through).
@@ -453,7 +465,7 @@ def export_sft(
         raise ConfigError(f"unknown status {options.status!r}: use one of {', '.join(STATUSES)}")
     options = with_superseded(store, options)
     if is_stdout(output):
-        return _export_to_stdout(store, options, max_buffered, progress, started)
+        return _export_to_stdout(store, options, max_buffered, progress, started, sessions)
     out = Path(output).absolute()
     names: list[str | None] = list(options.split) if options.split else [None]
     targets: dict[str | None, Path] = {None: out}
@@ -488,7 +500,7 @@ def export_sft(
         spool_dir = pending[names[0]].target.parent
         with tempfile.TemporaryFile(dir=spool_dir, prefix=f".{out.name}.spool.") as spool:
             exporter = _Exporter(options, spool)
-            position = _gather(store, exporter, max_buffered, progress)
+            position = _gather(store, exporter, max_buffered, progress, sessions)
             for name in names:
                 counts[name] = _copy_sorted(exporter, spool, name, pending[name].file)
         # Renamed only once every file is complete: a failure leaves all old files in place.

@@ -51,6 +51,8 @@ __all__ = [
     "load_audits",
     "load_replays",
     "load_summaries",
+    "save_checkpoint",
+    "start_checkpoint",
 ]
 
 STATS_VERSION = 2
@@ -110,6 +112,28 @@ def _set_checkpoint(conn: sa.Connection, name: str, position: int) -> None:
     )
 
 
+def start_checkpoint(engines: Engines, model: ReadModel, *, rebuild: bool) -> tuple[int, bool]:
+    """The position `model` resumes after, and whether it starts over (asked to, or no
+    checkpoint of this version: its rows are deleted and its checkpoint set to 0)."""
+    with engines.write.begin() as conn:
+        position = _get_checkpoint(conn, model.name)
+        if not rebuild and position is not None:
+            return position, False
+        model.reset(conn)
+        conn.execute(
+            sa.delete(projection_checkpoints).where(
+                projection_checkpoints.c.name.startswith(model.checkpoint_prefix)
+            )
+        )
+        _set_checkpoint(conn, model.name, 0)
+    return 0, True
+
+
+def save_checkpoint(conn: sa.Connection, model: ReadModel, position: int) -> None:
+    """Record inside the caller's transaction that `model` has processed up to `position`."""
+    _set_checkpoint(conn, model.name, position)
+
+
 def catch_up(
     store: EventStore,
     engines: Engines,
@@ -121,19 +145,7 @@ def catch_up(
 ) -> CatchUpResult:
     """Bring one read model up to date with the store."""
     started = time.perf_counter()
-    with engines.write.begin() as conn:
-        position = _get_checkpoint(conn, model.name)
-        rebuilt = rebuild or position is None
-        if rebuilt:
-            model.reset(conn)
-            conn.execute(
-                sa.delete(projection_checkpoints).where(
-                    projection_checkpoints.c.name.startswith(model.checkpoint_prefix)
-                )
-            )
-            _set_checkpoint(conn, model.name, 0)
-            position = 0
-    assert position is not None
+    position, rebuilt = start_checkpoint(engines, model, rebuild=rebuild)
     buffers: dict[str, list[StoredEvent]] = {}
     buffered = 0
     ready: list[SessionView] = []

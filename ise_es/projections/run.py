@@ -12,6 +12,7 @@ from typing import Any
 
 import msgspec
 
+from ise_es.errors import ConfigError
 from ise_es.projections.audit import AuditSummary, SessionAudit, load_lexicon, summarize
 from ise_es.projections.export import ExportOptions, ExportReport, export_sft
 from ise_es.projections.openclaw import (
@@ -34,10 +35,12 @@ from ise_es.store.engine import Engines, connect_engines
 from ise_es.store.sql import SqlEventStore, open_store
 
 __all__ = [
+    "AllRun",
     "AuditRun",
     "StatsRun",
     "import_files",
     "open_projection_store",
+    "run_all",
     "run_audit",
     "run_export",
     "run_stats",
@@ -100,6 +103,78 @@ def run_audit(
         flagged=[a for a in audits if a.findings],
         catch_up=caught,
     )
+
+
+class AllRun(msgspec.Struct, kw_only=True):
+    """`project all`: what each projection asked for made, from one read of the log."""
+
+    export: ExportReport | None = None
+    audit: AuditRun | None = None
+    stats: StatsRun | None = None
+    events_read: int = 0
+    """Events the shared read decoded (0 when everything was up to date)."""
+    seconds: float = 0.0
+
+
+PROJECTIONS = ("export", "audit", "stats")
+
+
+def run_all(
+    url: str,
+    *,
+    projections: Iterable[str] = PROJECTIONS,
+    output: str | Path | None = None,
+    options: ExportOptions | None = None,
+    force: bool = False,
+    lexicon: str | Path | None = None,
+    audit_status: str = "any",
+    stats_status: str = "completed",
+    rebuild: bool = False,
+) -> AllRun:
+    """Export, audit and stats (any of them) fed by one read of the log (onepass.py)."""
+    import time
+
+    from ise_es.projections.onepass import OnePass, SessionSink
+
+    started = time.perf_counter()
+    wanted = set(projections)
+    audit_model = AuditModel(load_lexicon(lexicon)) if "audit" in wanted else None
+    stats_model = StatsModel() if "stats" in wanted else None
+    models = [m for m in (audit_model, stats_model) if m is not None]
+    result = AllRun()
+    with open_projection_store(url) as (store, engines):
+        one = OnePass(store, engines, models, rebuild=rebuild)
+        ran = False
+
+        def shared(sink: SessionSink) -> int:
+            nonlocal ran
+            ran = True
+            return one.run(sink)
+
+        if "export" in wanted:
+            if output is None or options is None:
+                raise ConfigError("the export needs an output file (-o) and its options")
+            result.export = export_sft(
+                store, engines, output, options, force=force, sessions=shared
+            )
+        if not ran:  # no export, or its files were up to date: the models still catch up
+            one.run()
+        caught = dict(zip([m.name for m in models], one.results(), strict=True))
+        if audit_model is not None:
+            audits = load_audits(engines, status=audit_status)
+            result.audit = AuditRun(
+                summary=summarize(audits),
+                flagged=[a for a in audits if a.findings],
+                catch_up=caught[audit_model.name],
+            )
+        if stats_model is not None:
+            stats = corpus_stats(
+                load_summaries(engines), load_replays(engines), status=stats_status
+            )
+            result.stats = StatsRun(stats=stats, catch_up=caught[stats_model.name])
+    result.events_read = one.events_read
+    result.seconds = time.perf_counter() - started
+    return result
 
 
 def run_export(

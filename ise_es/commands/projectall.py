@@ -1,0 +1,109 @@
+"""`ise-es project all`: the SFT export, the audit and the stats read models from one read of
+the log (ise_es/projections/onepass.py)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from ise_es.commands.common import db_option, reports_errors
+from ise_es.commands.options import apply
+from ise_es.commands.selection import export_options, selection_options
+
+__all__ = ["project_all"]
+
+PROJECTIONS = ("export", "audit", "stats")
+
+
+def _projections(_ctx: click.Context, _param: click.Parameter, value: str) -> list[str]:
+    names = [n.strip() for n in value.split(",") if n.strip()]
+    unknown = sorted(set(names) - set(PROJECTIONS))
+    if unknown or not names:
+        raise click.BadParameter(
+            f"{', '.join(unknown) or 'nothing'}: choose among {', '.join(PROJECTIONS)}"
+        )
+    return names
+
+
+def _note(result: Any) -> str:
+    how = "rebuilt" if result.rebuilt else "incremental"
+    return f"read model {result.name}: {how}, {result.sessions} sessions refolded"
+
+
+@click.command("all")
+@db_option
+@click.option(
+    "--with",
+    "projections",
+    default=",".join(PROJECTIONS),
+    show_default=True,
+    callback=_projections,
+    help="Projections fed by the one read: any of export, audit, stats.",
+)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False),
+    help="JSONL file of the export (needed when export is among --with); - for stdout.",
+)
+@apply(selection_options())
+@click.option("--force", is_flag=True, help="Write the export even when it is up to date.")
+@click.option("--rebuild", is_flag=True, help="Recompute the read models from the first event.")
+@reports_errors
+def project_all(
+    db_url: str,
+    projections: list[str],
+    output: str | None,
+    force: bool,
+    rebuild: bool,
+    **selection: Any,
+) -> None:
+    """Export, audit and stats from one read of the log: each event is read and decoded once
+    (only the types they read), each session folded once, and every read model keeps its own
+    checkpoint. The same files and rows as running `sft-jsonl`, `audit` and `stats` one after
+    another; the audit and stats reports are those commands' summaries.
+
+    \b
+    Example:
+        ise-es project all -o sft.jsonl --db sqlite:///corpus.db
+        ise-es project all --with audit,stats --db sqlite:///corpus.db
+        ise-es project all -o sft.jsonl --format sharegpt --clean --split train=0.95,val=0.05
+    """
+    from ise_es.errors import ConfigError
+    from ise_es.projections.run import run_all
+
+    if "export" in projections and output is None:
+        raise ConfigError("the export needs -o FILE (or leave it out: --with audit,stats)")
+    options = export_options(selection) if "export" in projections else None
+    run = run_all(
+        db_url,
+        projections=projections,
+        output=output,
+        options=options,
+        force=force,
+        lexicon=selection.get("lexicon"),
+        rebuild=rebuild,
+    )
+    err = output == "-"  # the JSONL went to stdout: every summary goes to stderr
+    if run.export is not None:
+        for f in run.export.files:
+            label = f" ({f.split})" if f.split else ""
+            click.echo(f"{f.path}{label}: {f.samples} samples, {f.bytes} bytes", err=err)
+        if run.export.up_to_date:
+            click.echo("export up to date: no new events since the last one", err=err)
+        else:
+            click.echo(
+                f"{run.export.sessions_exported} of {run.export.sessions_considered} "
+                "sessions exported",
+                err=err,
+            )
+    if run.audit is not None:
+        click.echo(_note(run.audit.catch_up), err=True)
+        for line in run.audit.summary.lines():
+            click.echo(line, err=err)
+    if run.stats is not None:
+        click.echo(_note(run.stats.catch_up), err=True)
+        for line in run.stats.stats.lines():
+            click.echo(line, err=err)
+    click.echo(f"one read: {run.events_read} events decoded in {run.seconds:.1f} s", err=True)
