@@ -9,12 +9,16 @@ from __future__ import annotations
 import itertools
 import os
 import time
-from collections.abc import Iterable, Iterator, Sequence
-from typing import Protocol
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager
+from typing import TYPE_CHECKING, Protocol
 
 import msgspec
 
 from ise_es.events import Event
+
+if TYPE_CHECKING:
+    import sqlalchemy as sa
 
 _id_sequence = itertools.count()
 _id_salt = int.from_bytes(os.urandom(8), "big")
@@ -177,6 +181,35 @@ class EventStore(Protocol):
     @property
     def queue(self) -> WorkQueue:
         """The work queue the store owns."""
+        ...
+
+    # Checkpointed read models (ise_es/store/projection.py). Their tables live in the store's
+    # database, so a writer gets the transaction's SQLAlchemy connection; the checkpoint row
+    # is the store's business.
+
+    def projection_checkpoint(self, name: str) -> int | None:
+        """The global position read model `name` has processed; None when it has none."""
+        ...
+
+    def write_projection(
+        self,
+        name: str,
+        position: int,
+        rows: Callable[[sa.Connection], None] | None = None,
+        *,
+        replace_prefix: str | None = None,
+    ) -> None:
+        """Write a read model's rows (`rows(conn)`) and move its checkpoint `name` to
+        `position` in one transaction: a crash leaves both or neither.
+
+        Args:
+            replace_prefix: first delete every checkpoint whose name starts with this (a
+                rebuild forgets the checkpoints of the model's older versions).
+        """
+        ...
+
+    def read_projection(self) -> AbstractContextManager[sa.Connection]:
+        """A read connection for the read models' own tables."""
         ...
 
     def close(self) -> None: ...

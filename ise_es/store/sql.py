@@ -74,7 +74,7 @@ from ise_es.errors import (
     StoreUnavailable,
 )
 from ise_es.events import EVENT_TYPES, Event, decode_payload, encode_checked
-from ise_es.store import _sql
+from ise_es.store import _sql, projection
 from ise_es.store._pool import ConnectionPool
 from ise_es.store.base import (
     AppendResult,
@@ -767,6 +767,31 @@ class SqlEventStore:
                 f"stream {stream_id}: head at version {heads[stream_id][0]} but no events"
             )
         return VerifyReport(streams=len(heads), events=n_events, problems=problems)
+
+    # ------------------------------------------------------------------ read models
+
+    def projection_checkpoint(self, name: str) -> int | None:
+        return projection.checkpoint(self._engines.read, name)
+
+    def write_projection(
+        self,
+        name: str,
+        position: int,
+        rows: Callable[[sa.Connection], None] | None = None,
+        *,
+        replace_prefix: str | None = None,
+    ) -> None:
+        projection.write(
+            self._engines.write,
+            name,
+            position,
+            rows,
+            replace_prefix=replace_prefix,
+            clock=self._clock,
+        )
+
+    def read_projection(self) -> contextlib.AbstractContextManager[sa.Connection]:
+        return projection.read(self._engines.read)
 
     def close(self) -> None:
         self.queue.close()

@@ -8,10 +8,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from ise_es.errors import LeaseLost
-from ise_es.events import SessionEnded, SessionStarted, UserTurn
+from ise_es.events import SessionEnded, SessionStarted
 from ise_es.store import migrate
-from ise_es.store.base import Fence, NewWorkItem, WorkerInfo
+from ise_es.store.base import NewWorkItem, WorkerInfo
 from ise_es.store.sql import SqlEventStore, open_store
 
 WORKER = WorkerInfo(worker_id="w1", host="test", pid=1)
@@ -91,60 +90,6 @@ def test_concurrent_claims_never_hand_out_an_item_twice(qstore: SqlEventStore) -
     for t in threads:
         t.join()
     assert len(got) == 40 and len(set(got)) == 40
-
-
-def test_a_finish_with_a_stale_token_changes_nothing(qstore: SqlEventStore) -> None:
-    qstore.queue.enqueue([item("a")])
-    lease = qstore.queue.claim(WORKER, lease_seconds=60)
-    assert lease is not None
-    stale = Fence(item_id=lease.item_id, token="0" * 32)
-    assert qstore.queue.finish(stale, outcome="done", status="completed") is None
-    assert qstore.queue.renew(stale, lease_seconds=60) is False
-    assert qstore.queue.items()[0].state == "leased"
-
-
-def test_fenced_appends_land_while_the_lease_is_held(qstore: SqlEventStore) -> None:
-    qstore.queue.enqueue([item("a")])
-    lease = qstore.queue.claim(WORKER, lease_seconds=60)
-    assert lease is not None
-    stream = f"session-{lease.session_id}"
-    qstore.append(stream, [started("a")], 0, fence=lease.fence)
-    qstore.append(stream, [UserTurn(turn=1, text="hi")], 1, fence=lease.fence)
-    assert [e.version for e in qstore.read_stream(stream)] == [1, 2]
-
-
-def test_an_expired_and_reclaimed_lease_fences_its_old_holder_out(
-    qstore: SqlEventStore, clock: Clock
-) -> None:
-    qstore.queue.enqueue([item("a")])
-    lease = qstore.queue.claim(WORKER, lease_seconds=10)
-    assert lease is not None
-    stream = f"session-{lease.session_id}"
-    qstore.append(stream, [started("a")], 0, fence=lease.fence)
-    clock.now += 11
-    expired = qstore.queue.expire(max_attempts=3)
-    assert [(e.item_id, e.state, e.session_id) for e in expired] == [
-        (lease.item_id, "queued", lease.session_id)
-    ]
-    with pytest.raises(LeaseLost, match="lease of work item"):
-        qstore.append(stream, [UserTurn(turn=1, text="late")], 1, fence=lease.fence)
-    with pytest.raises(LeaseLost):  # a new stream is fenced too
-        qstore.append("session-other", [started("a")], 0, fence=lease.fence)
-    assert [e.version for e in qstore.read_stream(stream)] == [1]
-    assert qstore.read_stream("session-other") == []
-    assert qstore.queue.renew(lease.fence, lease_seconds=10) is False
-    second = qstore.queue.claim(WORKER, lease_seconds=10)
-    assert second is not None and second.attempt == 2 and second.item_id == lease.item_id
-
-
-def test_a_renewed_lease_does_not_expire(qstore: SqlEventStore, clock: Clock) -> None:
-    qstore.queue.enqueue([item("a")])
-    lease = qstore.queue.claim(WORKER, lease_seconds=10)
-    assert lease is not None
-    clock.now += 8
-    assert qstore.queue.renew(lease.fence, lease_seconds=10)
-    clock.now += 8
-    assert qstore.queue.expire(max_attempts=3) == []
 
 
 def test_reclaim_reads_the_log_a_session_that_ended_makes_the_item_done(

@@ -1,0 +1,89 @@
+"""Checkpointed read models: the store verbs projections write through.
+
+A read model (stats summaries, audits, the session index...) keeps its own tables in the
+store's database and remembers the global position it has processed in
+`projection_checkpoints`. Its rows and its checkpoint must commit together, or a crash leaves
+rows ahead of, or behind, the checkpoint (the tracking-record idea of eventsourcing's
+ProcessRecorder). So the store owns the transaction and the checkpoint row; the read model
+only says what to write inside it (`write(conn)`), and never imports the store's schema.
+
+`SqlEventStore.projection_checkpoint`, `write_projection` and `read_projection` delegate here.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import sqlalchemy as sa
+
+from ise_es.store.schema import projection_checkpoints
+
+__all__ = ["checkpoint", "read", "write"]
+
+Write = Callable[[sa.Connection], None]
+
+
+def checkpoint(read_engine: sa.Engine, name: str) -> int | None:
+    """The position read model `name` has processed; None when it has no checkpoint."""
+    with read_engine.connect() as conn:
+        return conn.execute(
+            sa.select(projection_checkpoints.c.position).where(
+                projection_checkpoints.c.name == name
+            )
+        ).scalar_one_or_none()
+
+
+def write(
+    write_engine: sa.Engine,
+    name: str,
+    position: int,
+    rows: Write | None,
+    *,
+    replace_prefix: str | None = None,
+    clock: Callable[[], float] = time.time,
+) -> None:
+    """`rows(conn)` and checkpoint `name` := `position`, in one transaction.
+
+    With `replace_prefix`, every checkpoint whose name starts with it is deleted first (a
+    rebuild also forgets the checkpoints of the model's older versions).
+    """
+    with write_engine.begin() as conn:
+        if replace_prefix is not None:
+            conn.execute(
+                sa.delete(projection_checkpoints).where(
+                    projection_checkpoints.c.name.startswith(replace_prefix, autoescape=True)
+                )
+            )
+        if rows is not None:
+            rows(conn)
+        stmt = _insert(conn.dialect.name)(projection_checkpoints).values(
+            name=name, position=position, updated_at=clock()
+        )
+        conn.execute(
+            stmt.on_conflict_do_update(
+                index_elements=["name"],
+                set_={"position": stmt.excluded.position, "updated_at": stmt.excluded.updated_at},
+            )
+        )
+
+
+def _insert(dialect: str) -> Callable[[sa.Table], Any]:
+    """The dialect's INSERT with ON CONFLICT, imported when first used: opening a SQLite store
+    must not import SQLAlchemy's PostgreSQL dialect (tests/test_startup.py)."""
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        return pg_insert
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    return sqlite_insert
+
+
+@contextmanager
+def read(read_engine: sa.Engine) -> Iterator[sa.Connection]:
+    """A read connection for the read models' own tables (one snapshot per statement)."""
+    with read_engine.connect() as conn:
+        yield conn
