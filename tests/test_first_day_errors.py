@@ -55,9 +55,36 @@ def test_a_damaged_file_with_an_sqlite_header_is_one_line(
     result = invoke(*command, "--db", f"sqlite:///{damaged}")
     assert result.exit_code == 2, result.output
     assert result.stderr == (
-        f"Error: cannot open the SQLite store {damaged}: file is not a database (a damaged or "
-        "foreign file, not an ise-es store): check the --db path\n"
+        f"Error: cannot open database sqlite:///{damaged}: {damaged} is not an ise-es SQLite "
+        "store (not an SQLite database file): check the --db path, or give a new file name for "
+        "`ise-es db upgrade` to create\n"
     )
+
+
+def test_checking_a_store_file_keeps_the_locks_of_connections_already_open(
+    tmp_path: Path,
+) -> None:
+    """Closing any descriptor of a file drops this process's POSIX locks on it, SQLite's too:
+    the check must not open the file itself, or another process that closes the store
+    afterwards checkpoints and deletes the WAL under this one's connections."""
+    import subprocess
+    import sys
+
+    from ise_es.events import UserTurn
+    from ise_es.store import migrate
+    from ise_es.store.engine import connect_engines
+    from ise_es.store.sql import open_store
+
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    migrate.upgrade(url)
+    with open_store(url) as first:
+        first.append("session-a", [UserTurn(turn=1, text="x")], 0)
+        connect_engines(url).dispose()  # checks the file again while `first` holds its locks
+        other = f"from ise_es.store.sql import open_store; open_store({url!r}).close()"
+        subprocess.run([sys.executable, "-c", other], check=True, timeout=60)
+        assert (tmp_path / "store.db-wal").exists(), "the WAL was deleted under an open store"
+        first.append("session-a", [UserTurn(turn=2, text="y")], 1)
+        assert [e.version for e in first.read_stream("session-a")] == [1, 2]
 
 
 def test_an_empty_file_is_still_a_new_store(tmp_path: Path) -> None:

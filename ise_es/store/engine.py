@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import urllib.parse
 from typing import Any
 
 import sqlalchemy as sa
@@ -165,31 +166,39 @@ def _sqlite_engine(url: sa.URL, *, immediate: bool) -> sa.Engine:
     return engine
 
 
-SQLITE_HEADER = b"SQLite format 3\x00"
-"""The first 16 bytes of every SQLite database file (an empty file is a new database too)."""
-
-
 def check_sqlite_file(path: str, url: str) -> None:
-    """Refuse an existing file that is not an SQLite database, before any driver sees it.
+    """Refuse an existing file that is not an SQLite database, before the engines see it.
 
     The driver only finds out at the first statement (our connect hook's PRAGMA), where the
     error surfaces as a page of SQLAlchemy traceback: `--db sqlite:///notes.txt` is an easy
     first-day typo. A missing file is left to the caller (`db upgrade` creates it).
 
+    The check asks SQLite itself, read-only, never `open()`: closing any descriptor of a file
+    drops every POSIX lock this process holds on it, SQLite's included, and another process
+    could then checkpoint and delete the WAL under this one's open connections. SQLite keeps
+    its own descriptors open while a connection of the process still holds locks.
+
     Raises:
-        StoreUnavailable: the file exists and does not start with the SQLite header.
+        StoreUnavailable: the file exists and is not an SQLite database.
     """
+    if not os.path.isfile(path):
+        return  # missing, or not a file: SQLite's own error says what is wrong
     try:
-        with open(path, "rb") as f:
-            head = f.read(len(SQLITE_HEADER))
-    except (FileNotFoundError, IsADirectoryError, PermissionError):
-        return  # nothing to check here; SQLite's own error says what is wrong
-    if head and head != SQLITE_HEADER:
+        conn = sqlite3.connect(f"file:{urllib.parse.quote(path)}?mode=ro", uri=True)
+    except sqlite3.Error:
+        return
+    try:
+        conn.execute("PRAGMA schema_version").fetchone()
+    except sqlite3.DatabaseError as e:
+        if "not a database" not in str(e):
+            return
         raise StoreUnavailable(
             f"cannot open database {url}: {path} is not an ise-es SQLite store (not an SQLite "
             "database file): check the --db path, or give a new file name for `ise-es db "
             "upgrade` to create"
-        )
+        ) from None
+    finally:
+        conn.close()
 
 
 def connect_engines(url: str) -> Engines:
