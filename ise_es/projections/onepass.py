@@ -30,8 +30,8 @@ from ise_es.projections.readmodel import (
     CatchUpResult,
     ReadModel,
     _replay_source,
-    save_checkpoint,
     start_checkpoint,
+    write_batch,
 )
 from ise_es.projections.session import SESSION_EVENT_TYPES, SessionView, fold_session
 from ise_es.projections.stats import ReplaySummary
@@ -71,7 +71,7 @@ class OnePass:
         self.engines = engines
         self.max_buffered = max_buffered
         self.consumers = [
-            _Consumer(m, *start_checkpoint(engines, m, rebuild=rebuild)) for m in models
+            _Consumer(m, *start_checkpoint(store, m, rebuild=rebuild)) for m in models
         ]
         self.events_read = 0
 
@@ -164,13 +164,7 @@ class OnePass:
                 continue
             mine = [v for v in views if v.last_position > c.position]
             theirs = [r for position, r in replays if position > c.position]
-            with self.engines.write.begin() as conn:
-                if mine:
-                    c.model.write_sessions(conn, mine)
-                if theirs:
-                    c.model.write_replays(conn, theirs)
-                if last > c.position:
-                    save_checkpoint(conn, c.model, last)
+            write_batch(self.store, c.model, mine, theirs, max(last, c.position))
             c.sessions += len(mine)
             c.replays += len(theirs) if "replay_ended" in c.model.types else 0
             c.position = max(c.position, last)

@@ -3,9 +3,10 @@
 A read model remembers the global position it has processed (`projection_checkpoints`). A
 rerun reads only events after it, refolds each session those events touched (the whole
 stream, so every rule sees the whole session), and commits the new rows together with the new
-checkpoint in one transaction (the public `catch_up` owns the transaction; handlers write
-inside it). `rebuild=True` deletes the rows and starts from position 0; the rows it produces
-are identical to an incremental run's, which the tests check.
+checkpoint in one transaction (the store's read-model verb `write_projection` owns the
+transaction and the checkpoint row; handlers write their own tables inside it).
+`rebuild=True` deletes the rows and starts from position 0; the rows it produces are
+identical to an incremental run's, which the tests check.
 
 Memory stays bounded whatever the corpus size: events are buffered per stream only until the
 stream's SessionEnded arrives; past `max_buffered` events every buffered stream is refolded
@@ -25,8 +26,6 @@ from typing import Any, Protocol
 
 import msgspec
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from ise_es.events import ReplayEnded, ReplayStarted, SessionEnded
 from ise_es.projections.audit import Finding, SessionAudit, audit_session, load_lexicon
@@ -40,7 +39,6 @@ from ise_es.projections.tables import (
 )
 from ise_es.store.base import EventStore, StoredEvent
 from ise_es.store.engine import Engines
-from ise_es.store.schema import projection_checkpoints
 
 __all__ = [
     "AuditModel",
@@ -51,8 +49,8 @@ __all__ = [
     "load_audits",
     "load_replays",
     "load_summaries",
-    "save_checkpoint",
     "start_checkpoint",
+    "write_batch",
 ]
 
 STATS_VERSION = 2
@@ -93,45 +91,34 @@ class CatchUpResult:
     seconds: float
 
 
-def _get_checkpoint(conn: sa.Connection, name: str) -> int | None:
-    return conn.execute(
-        sa.select(projection_checkpoints.c.position).where(projection_checkpoints.c.name == name)
-    ).scalar_one_or_none()
-
-
-def _set_checkpoint(conn: sa.Connection, name: str, position: int) -> None:
-    insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
-    stmt = insert(projection_checkpoints).values(
-        name=name, position=position, updated_at=time.time()
-    )
-    conn.execute(
-        stmt.on_conflict_do_update(
-            index_elements=["name"],
-            set_={"position": stmt.excluded.position, "updated_at": stmt.excluded.updated_at},
-        )
-    )
-
-
-def start_checkpoint(engines: Engines, model: ReadModel, *, rebuild: bool) -> tuple[int, bool]:
+def start_checkpoint(store: EventStore, model: ReadModel, *, rebuild: bool) -> tuple[int, bool]:
     """The position `model` resumes after, and whether it starts over (asked to, or no
-    checkpoint of this version: its rows are deleted and its checkpoint set to 0)."""
-    with engines.write.begin() as conn:
-        position = _get_checkpoint(conn, model.name)
-        if not rebuild and position is not None:
-            return position, False
-        model.reset(conn)
-        conn.execute(
-            sa.delete(projection_checkpoints).where(
-                projection_checkpoints.c.name.startswith(model.checkpoint_prefix)
-            )
-        )
-        _set_checkpoint(conn, model.name, 0)
+    checkpoint of this version: its rows are deleted and its checkpoint set to 0, and the
+    checkpoints of its older versions are forgotten)."""
+    position = store.projection_checkpoint(model.name)
+    if not rebuild and position is not None:
+        return position, False
+    store.write_projection(model.name, 0, model.reset, replace_prefix=model.checkpoint_prefix)
     return 0, True
 
 
-def save_checkpoint(conn: sa.Connection, model: ReadModel, position: int) -> None:
-    """Record inside the caller's transaction that `model` has processed up to `position`."""
-    _set_checkpoint(conn, model.name, position)
+def write_batch(
+    store: EventStore,
+    model: ReadModel,
+    views: list[SessionView],
+    replays: list[ReplaySummary],
+    position: int,
+) -> None:
+    """`model`'s rows for a batch and its checkpoint `position`, in one transaction (the
+    store's read-model verb owns it; the model only writes its own tables)."""
+
+    def rows(conn: sa.Connection) -> None:
+        if views:
+            model.write_sessions(conn, views)
+        if replays:
+            model.write_replays(conn, replays)
+
+    store.write_projection(model.name, position, rows)
 
 
 def catch_up(
@@ -143,9 +130,13 @@ def catch_up(
     max_buffered: int = 200_000,
     progress: Callable[[int], None] | None = None,
 ) -> CatchUpResult:
-    """Bring one read model up to date with the store."""
+    """Bring one read model up to date with the store.
+
+    `engines` is no longer used (rows and checkpoints go through the store's read-model verbs);
+    it stays until its callers are changed with the rest of issue 16's presentation move.
+    """
     started = time.perf_counter()
-    position, rebuilt = start_checkpoint(engines, model, rebuild=rebuild)
+    position, rebuilt = start_checkpoint(store, model, rebuild=rebuild)
     buffers: dict[str, list[StoredEvent]] = {}
     buffered = 0
     ready: list[SessionView] = []
@@ -161,12 +152,7 @@ def catch_up(
                 ready.append(fold_session(store.read_stream(stream_id), stream_id))
             buffers.clear()
             buffered = 0
-        with engines.write.begin() as conn:
-            if ready:
-                model.write_sessions(conn, ready)
-            if replays:
-                model.write_replays(conn, replays)
-            _set_checkpoint(conn, model.name, last)
+        write_batch(store, model, ready, replays, last)
         n_sessions += len(ready)
         n_replays += len(replays)
         ready.clear()
