@@ -32,7 +32,8 @@ from ise_es.fleet.record import record_specs
 from ise_es.fleet.worker import WorkerOptions
 from ise_es.sandbox import open_sandbox, pinned_environment
 from ise_es.store import migrate
-from ise_es.store.sql import SqlEventStore, open_store
+from ise_es.store.base import EventStore
+from ise_es.store.sql import open_store
 from replay.corpus import replay_all
 from replay.runner import replay_session
 
@@ -83,7 +84,7 @@ def floor_run(commands: list[str]) -> float:
     return time.perf_counter() - started
 
 
-def replay_run(store: SqlEventStore, session: str) -> float:
+def replay_run(store: EventStore, session: str) -> float:
     started = time.perf_counter()
     report = replay_session(store, session)
     elapsed = time.perf_counter() - started
@@ -92,7 +93,7 @@ def replay_run(store: SqlEventStore, session: str) -> float:
 
 
 def segments(
-    store: SqlEventStore, session: str, commands: list[str], count: int
+    store: EventStore, session: str, commands: list[str], count: int
 ) -> list[tuple[float, float]]:
     """`count` (floor, replay) pairs, each pair run back to back, alternating which goes first
     so neither always inherits the other's warm caches or its load burst."""

@@ -31,8 +31,9 @@ from ise_es.projections.readmodel import (
     load_summaries,
 )
 from ise_es.projections.stats import CorpusStats, corpus_stats
+from ise_es.store.base import EventStore
 from ise_es.store.engine import Engines, connect_engines
-from ise_es.store.sql import SqlEventStore, open_store
+from ise_es.store.sql import open_store
 
 __all__ = [
     "AllRun",
@@ -49,7 +50,7 @@ __all__ = [
 
 
 @contextmanager
-def open_projection_store(url: str) -> Iterator[tuple[SqlEventStore, Engines]]:
+def open_projection_store(url: str) -> Iterator[tuple[EventStore, Engines]]:
     """The store and engines for the read-model tables, on the same database."""
     store = open_store(url)
     engines = connect_engines(url)
