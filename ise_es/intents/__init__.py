@@ -8,7 +8,8 @@
 - `dedup`: exact and near-duplicate detection (MinHash or embeddings);
 - `generate`: the resumable sample -> render -> dedup -> record pipeline;
 - `records` / `jsonl`: the intents read model and reference-schema JSONL import/export;
-- `embeddings` / `metrics`: offline sentence embeddings with a digest cache; Vendi Score,
-  Distinct-N and Self-BLEU (the report itself is `ise_es.projections.diversity`);
+- `embeddings`: offline sentence embeddings with a digest cache;
+- `diversity`: accepted intents (or an intents file) as items of the diversity report (the
+  metrics and the report are `ise_es.diversity`, below the stages);
 - `commands`: what the CLI commands run.
 """
