@@ -8,8 +8,10 @@ import time
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
 from ise_es.events import UserTurn
+from ise_es.store.engine import connect_engines
 from ise_es.store.sql import SqlEventStore, open_store
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -35,10 +37,13 @@ def test_reader_waits_for_a_slow_writer_instead_of_skipping_it(pg_url: str, tmp_
     try:
         store.append("session-fast", [UserTurn(turn=1, text="fast writer")], 0)
         # The fast event is committed, at a higher position than the slow writer's row ...
-        with store._engines.read.connect() as conn:
-            import sqlalchemy as sa
-
-            positions = dict(conn.execute(sa.text("SELECT stream_id, position FROM events")).all())
+        engines = connect_engines(pg_url)
+        try:
+            with engines.read.connect() as conn:
+                rows = conn.execute(sa.text("SELECT stream_id, position FROM events")).all()
+        finally:
+            engines.dispose()
+        positions = dict(rows)
         assert positions == {"session-fast": positions["session-fast"]}
         # ... but the reader does not hand it out while a lower position may still commit.
         assert store.read_all() == []

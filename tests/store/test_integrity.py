@@ -7,6 +7,7 @@ from click.testing import CliRunner
 
 from cli import main
 from ise_es.events import UserTurn
+from ise_es.store.engine import connect_engines
 from ise_es.store.sql import SqlEventStore
 
 
@@ -18,10 +19,15 @@ def fill(store: SqlEventStore) -> None:
 
 
 def run_sql(store: SqlEventStore, *statements: str) -> None:
-    """Tamper as someone with database access would: triggers first."""
-    with store._engines.write.begin() as conn:
-        for statement in statements:
-            conn.execute(sa.text(statement))
+    """Tamper as someone with database access would (a connection of their own, not the
+    store's): triggers first."""
+    engines = connect_engines(store.url)
+    try:
+        with engines.write.begin() as conn:
+            for statement in statements:
+                conn.execute(sa.text(statement))
+    finally:
+        engines.dispose()
 
 
 def drop_triggers(store: SqlEventStore) -> list[str]:
