@@ -16,7 +16,6 @@ The user-turn rules read the turns that become user messages (not the simulator'
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterable, Iterator
 from importlib import resources
@@ -28,7 +27,7 @@ import msgspec
 from ise_es.errors import InvalidInput
 from ise_es.events import ToolCall, UserTurn
 from ise_es.projections.secrets import find_secrets
-from ise_es.projections.session import AgentStep, SessionView
+from ise_es.projections.session import AgentStep, SessionView, parse_json
 
 __all__ = [
     "DEFAULT_LEXICON",
@@ -106,7 +105,7 @@ def load_lexicon(path: str | Path | None = None) -> list[str]:
 
 def _call_problems(call: ToolCall, schemas: dict[str, dict[str, Any]] | None) -> list[str]:
     try:
-        args = json.loads(call.arguments)
+        args = parse_json(call.arguments)
     except ValueError:
         return ["arguments are not valid JSON"]
     if not isinstance(args, dict):

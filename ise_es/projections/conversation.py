@@ -8,14 +8,13 @@ carries.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
 from ise_es.events import ModelCall, ToolCall, ToolCallFinished, UserTurn
 from ise_es.projections.secrets import redact as redact_secrets
-from ise_es.projections.session import AgentStep, SessionView, call_failed
+from ise_es.projections.session import AgentStep, SessionView, call_failed, parse_json
 
 __all__ = ["Msg", "conversation", "malformed_arguments", "system_prompt", "turn_spans"]
 
@@ -29,7 +28,7 @@ def malformed_arguments(arguments: str) -> bool:
     if not text:
         return False
     try:
-        parsed = json.loads(text)
+        parsed = parse_json(text)
     except ValueError:
         return True
     return not isinstance(parsed, dict)

@@ -12,6 +12,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+import msgspec
+
 from ise_es.events import (
     AgentMessage,
     FsDiff,
@@ -24,6 +26,20 @@ from ise_es.events import (
 )
 from ise_es.store.base import StoredEvent
 
+_decode_json = msgspec.json.decode
+
+
+def parse_json(text: str | bytes) -> Any:
+    """`json.loads(text)`, through msgspec when it accepts the text: stats and audit parse
+    every call's arguments, 0.3 us each this way against 5.6 us. Where msgspec accepts, the
+    value is json.loads's; where it refuses (NaN, Infinity, 1e400, lone surrogates, malformed
+    text), json.loads decides, so the value or the ValueError is exactly json.loads's."""
+    try:
+        return _decode_json(text)
+    except msgspec.DecodeError:
+        return json.loads(text)
+
+
 __all__ = [
     "FAILED_STATUSES",
     "FAILURE_RULE",
@@ -35,6 +51,7 @@ __all__ = [
     "fold_session",
     "function_schemas",
     "outcome_failed",
+    "parse_json",
     "reference_failed",
     "result_reports_error",
     "session_id_of",

@@ -28,7 +28,7 @@ used instead, so the factor never reads 0 beside a non-zero tools-per-trajectory
 
 from __future__ import annotations
 
-import json
+import functools
 import posixpath
 import re
 import shlex
@@ -40,7 +40,7 @@ from typing import Any
 import msgspec
 
 from ise_es.events import ToolCall, UserTurn
-from ise_es.projections.session import AgentStep, SessionView, call_failed
+from ise_es.projections.session import AgentStep, SessionView, call_failed, parse_json
 
 __all__ = [
     "CorpusStats",
@@ -109,15 +109,24 @@ _CD_PREFIX = re.compile(r"^\s*cd\s+[^;&|]+?\s*(?:&&|;)\s*")
 FILE_TOOLS = frozenset({"read", "write", "edit", "memory_get"})
 
 
+_NEEDS_SHLEX = re.compile(r"['\"\\\x0b\x0c\x1c-\x1f]|[^\x00-\x7f]")
+"""Quotes, backslashes, or whitespace str.split() and shlex disagree on. Without any of them
+shlex.split (a pure-Python character loop, most of the stats fold) equals str.split()."""
+
+
+@functools.lru_cache(maxsize=8192)
 def command_family(command: str) -> str:
     """The step a shell command works towards: its program (and module or subcommand)."""
     text = command.strip()
     while (m := _CD_PREFIX.match(text)) is not None:
         text = text[m.end() :]
-    try:
-        words = shlex.split(text)
-    except ValueError:
+    if _NEEDS_SHLEX.search(text) is None:
         words = text.split()
+    else:
+        try:
+            words = shlex.split(text)
+        except ValueError:
+            words = text.split()
     i = 0
     while i < len(words):
         if _ASSIGNMENT.match(words[i]) or words[i] in _PREFIX_WORDS:
@@ -143,7 +152,7 @@ def command_family(command: str) -> str:
 
 def _arguments(call: ToolCall) -> dict[str, Any]:
     try:
-        parsed = json.loads(call.arguments or "{}")
+        parsed = parse_json(call.arguments or "{}")
     except ValueError:
         return {}
     return parsed if isinstance(parsed, dict) else {}
