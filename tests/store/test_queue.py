@@ -1,5 +1,6 @@
 """The work queue the store owns: enqueue by content digest, claims, leases, fencing, reclaim,
-retry, and the backfill of an existing corpus. Every test runs on SQLite and PostgreSQL."""
+retry, and the backfill of an existing corpus. Every test runs on SQLite and PostgreSQL. The
+lease fencing of appends is part of the store contract: tests/store/conformance.py."""
 
 from __future__ import annotations
 
@@ -8,28 +9,11 @@ from collections.abc import Iterator
 
 import pytest
 
-from ise_es.events import SessionEnded, SessionStarted
+from ise_es.events import SessionEnded
 from ise_es.store import migrate
-from ise_es.store.base import NewWorkItem, WorkerInfo
+from ise_es.store.base import WorkerInfo
 from ise_es.store.sql import SqlEventStore, open_store
-
-WORKER = WorkerInfo(worker_id="w1", host="test", pid=1)
-
-
-def item(source_id: str, digest: str = "d1") -> NewWorkItem:
-    return NewWorkItem(source_id=source_id, kind="intent", digest=digest, spec=b'{"x": 1}')
-
-
-def started(intent_id: str) -> SessionStarted:
-    return SessionStarted(session_id="s", intent_id=intent_id, intent="do it")
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.store.conformance import WORKER, Clock, item, started
 
 
 @pytest.fixture
