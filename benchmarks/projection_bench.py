@@ -13,6 +13,15 @@ already holds it), then run each step in its own process so its peak RSS is its 
   audit      audit read model rebuilt from position 0                target <= 90 s
   stats      stats read model rebuilt from position 0 + report       target <= 90 s
   audit-inc / stats-inc / export-inc / hf-inc: reruns with no new events   target <= 2 s
+  all        `project all`: export + audit + stats rebuilt, fed by one read of the log
+                                                   target <= 1.5x read, <= 1 GiB
+
+    python benchmarks/projection_bench.py --trajectories 2000 --growth --backends sqlite
+
+--growth instead builds corpora of 1/4, 1/2 and all of --trajectories and runs the read, the
+three projections alone, `all` and `verify` (every hash chain re-walked) at each size,
+printing the time per session (wall and this process's CPU) and its ratio to the smallest
+size's: flat means the cost grows linearly.
 
 Each line prints seconds, events/s, peak RSS and the ratio to the baseline read of the same
 run. Durability as configured by the store (SQLite synchronous=FULL, PostgreSQL defaults).
@@ -45,6 +54,10 @@ TARGETS = {
     "export-inc": 2.0,
     "hf-inc": 2.0,
 }
+ALL_RATIO = 1.5
+"""`project all`'s target: at most this many times the bare read of the same run."""
+ALONE_RATIO = 1.3
+"""Each projection alone: at most this many times the bare read (shown, not enforced)."""
 HF_RATIO = 1.3
 """hf-dataset's target: at most this many times sft-jsonl's time in the same run."""
 RSS_TARGET_MIB = 1024.0
@@ -65,11 +78,26 @@ def run_step(step: str, url: str, out: str) -> dict[str, Any]:
     from ise_es.projections.stats import corpus_stats
 
     started = time.perf_counter()
+    before = resource.getrusage(resource.RUSAGE_SELF)
     result: dict[str, Any] = {}
     with open_projection_store(url) as (store, engines):
         if step == "read":
             result["events"] = sum(
                 1 for _ in store.iter_all(0, batch=5000, types=SESSION_EVENT_TYPES)
+            )
+        elif step == "verify":
+            report = store.verify()
+            assert report.ok, report.problems[:3]
+            result["events"] = report.events
+        elif step == "all":
+            from ise_es.projections.run import run_all
+
+            run = run_all(url, output=out, options=ExportOptions(), force=True, rebuild=True)
+            assert run.export is not None and run.stats is not None
+            result.update(
+                events=run.events_read,
+                samples=run.export.samples,
+                trajectories=run.stats.stats.trajectories,
             )
         elif step.startswith("export"):
             report = export_sft(store, engines, out, ExportOptions(), force=step == "export")
@@ -103,9 +131,9 @@ def run_step(step: str, url: str, out: str) -> dict[str, Any]:
     result["seconds"] = time.perf_counter() - started
     usage = resource.getrusage(resource.RUSAGE_SELF)
     result["rss_mib"] = usage.ru_maxrss / 1024
-    # This process's CPU (the database server's is not in it): on a shared machine wall time
-    # swings with the neighbours' load, CPU time much less.
-    result["cpu"] = usage.ru_utime + usage.ru_stime
+    # This process's CPU after its imports (the database server's is not in it): on a shared
+    # machine wall time swings with the neighbours' load, CPU time much less.
+    result["cpu"] = (usage.ru_utime + usage.ru_stime) - (before.ru_utime + before.ru_stime)
     return result
 
 
@@ -218,7 +246,65 @@ def bench(backend: str, url: str, trajectories: int, seed: int) -> list[str]:
             f"sft-jsonl's time, x{cold_cpu / cpu['export']:.2f} its CPU",
             flush=True,
         )
+        r = child("all", url, out)
+        alone = seconds["export"] + seconds["audit"] + seconds["stats"]
+        alone_cpu = cpu["export"] + cpu["audit"] + cpu["stats"]
+        ok = r["seconds"] <= ALL_RATIO * base["seconds"] and r["rss_mib"] <= RSS_TARGET_MIB
+        print(
+            f"  {'all (one read)':<16} {r['seconds']:7.2f} s  cpu {r['cpu']:6.2f} s  "
+            f"{events / r['seconds']:9.0f} ev/s  {r['rss_mib']:6.0f} MiB  "
+            f"x{r['seconds'] / base['seconds']:.2f}  target <= {ALL_RATIO}x read and 1 GiB: "
+            f"{'ok' if ok else 'MISSED'}  export + audit + stats run alone: {alone:.2f} s "
+            f"(x{alone / base['seconds']:.2f} read), cpu {alone_cpu:.2f} s",
+            flush=True,
+        )
+        if not ok:
+            problems.append(f"{backend} all")
     return problems
+
+
+GROWTH_STEPS = ("read", "export", "audit", "stats", "all", "verify")
+FRACTIONS = ((1, 4), (1, 2), (1, 1))
+
+
+def growth(backend: str, directory: Path, trajectories: int, seed: int) -> list[str]:
+    """Time per session at 1/4, 1/2 and the whole corpus: each size is its own corpus (same
+    generator, same seed), each step its own process, steps interleaved within a size."""
+    rows: dict[tuple[int, str], tuple[float, float]] = {}
+    sizes = [trajectories * num // den for num, den in FRACTIONS]
+    with tempfile.TemporaryDirectory(prefix="ise-es-bench-") as tmp:
+        out = str(Path(tmp) / "sft.jsonl")
+        for n in sizes:
+            url = corpus_url(backend, directory, n, seed)
+            print(f"{backend}: {n} trajectories, {url}", flush=True)
+            ensure_corpus(url, n, seed)
+            for step in GROWTH_STEPS:
+                r = child(step, url, out)
+                rows[(n, step)] = (r["seconds"], r["cpu"])
+    print(f"\n{backend}: ms per session, wall / cpu (x = CPU per session over {sizes[0]}'s)")
+    print("  " + f"{'step':<8}" + "".join(f"{n:>26}" for n in sizes))
+    problems = []
+    for step in GROWTH_STEPS:
+        cells = []
+        c0 = rows[(sizes[0], step)][1]
+        for n in sizes:
+            wall, cpu = rows[(n, step)]
+            ratio = (cpu / n) / (c0 / sizes[0])
+            cells.append(f"{1000 * wall / n:7.1f} / {1000 * cpu / n:5.1f} x{ratio:4.2f}")
+        print("  " + f"{step:<8}" + "".join(f"{c:>26}" for c in cells), flush=True)
+        c_full = rows[(sizes[-1], step)][1]
+        if (c_full / sizes[-1]) > 1.25 * (c0 / sizes[0]):
+            problems.append(f"{backend} {step} cpu per session grows")
+    return problems
+
+
+def corpus_url(backend: str, directory: Path, trajectories: int, seed: int) -> str:
+    name = f"ise_es_bench_{trajectories}_s{seed}"
+    if backend == "sqlite":
+        return f"sqlite:///{directory / (name + '.db')}"
+    if backend == "postgres":
+        return pg_database(name)
+    raise SystemExit(f"unknown backend {backend!r}: sqlite or postgres")
 
 
 def main() -> None:
@@ -231,6 +317,9 @@ def main() -> None:
         "--dir", default=None, help="where the SQLite corpus lives (kept for reuse)"
     )
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--growth", action="store_true", help="time per session at 1/4, 1/2 and all of it"
+    )
     parser.add_argument("--step", help=argparse.SUPPRESS)
     parser.add_argument("--db", help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
@@ -240,15 +329,14 @@ def main() -> None:
         return
     directory = Path(args.dir or tempfile.gettempdir())
     problems: list[str] = []
+    print(f"load average at start: {os.getloadavg()[0]:.2f} (2 cores)", flush=True)
     for backend in args.backends.split(","):
-        name = f"ise_es_bench_{args.trajectories}_s{args.seed}"
-        if backend == "sqlite":
-            url = f"sqlite:///{directory / (name + '.db')}"
-        elif backend == "postgres":
-            url = pg_database(name)
-        else:
-            raise SystemExit(f"unknown backend {backend!r}: sqlite or postgres")
+        if args.growth:
+            problems += growth(backend, directory, args.trajectories, args.seed)
+            continue
+        url = corpus_url(backend, directory, args.trajectories, args.seed)
         problems += bench(backend, url, args.trajectories, args.seed)
+    print(f"load average at end: {os.getloadavg()[0]:.2f}")
     print("all targets met" if not problems else "targets missed: " + ", ".join(problems))
     if problems:
         raise SystemExit(1)
