@@ -615,8 +615,7 @@ def import_openclaw_cmd(
         ise-es import openclaw fixtures/openclaw/ --db sqlite:///corpus.db
         ise-es import openclaw runs/ --tools tools.json --intents intents.jsonl --skip-invalid
     """
-    from ise_es.commands.imports import report_imports
-    from ise_es.projections.run import import_files
+    from ise_es.commands.imports import import_files, report_imports
 
     results = import_files(
         db_url, paths, tools=tools_file, intents=intents_file, skip_invalid=skip_invalid

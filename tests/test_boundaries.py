@@ -54,12 +54,6 @@ IMPLEMENTATIONS = {"ise_es.store.sql"}
 
 EXCEPTIONS: dict[tuple[str, str], str] = {
     # (importing package, imported module) -> why it is allowed for now
-    ("ise_es.projections", "ise_es.intents.jsonl"): (
-        "projections/openclaw.py load_intents: `import openclaw --intents FILE` parses the "
-        "reference intents file with the intents stage's parser; the caller, projections/run.py "
-        "import_files, is presentation code that moves to ise_es/commands (issue 16 point 1), "
-        "and the parsed records are then passed in"
-    ),
     ("ise_es.projections", "ise_es.store.sql"): (
         "projections/run.py open_projection_store opens the store for the projection commands:"
         " presentation code that moves to ise_es/commands (issue 16 point 1)"

@@ -6,7 +6,8 @@ cli.py's `--db` option and error reporting without this module importing cli.py.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -14,9 +15,33 @@ import click
 if TYPE_CHECKING:  # the importer loads on `ise-es import ...`, not on every start
     from ise_es.projections.openclaw import FileResult
 
-__all__ = ["import_middle_command", "report_imports"]
+__all__ = ["import_files", "import_middle_command", "report_imports"]
 
 Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]
+
+
+def import_files(
+    url: str,
+    paths: Iterable[str | Path],
+    *,
+    tools: str | Path | None = None,
+    intents: str | Path | None = None,
+    skip_invalid: bool = False,
+) -> list[FileResult]:
+    """`import openclaw`: files named by `tools` and `intents` are read before the store is
+    opened, so a bad one fails before anything is imported. The intents file is read with
+    the intents stage's parser and handed to the importer (a projection) as records, so
+    neither stage imports the other."""
+    from ise_es.intents.jsonl import intent_records_by_id
+    from ise_es.projections.openclaw import import_openclaw, load_tool_schemas
+    from ise_es.projections.run import open_projection_store
+
+    schemas = load_tool_schemas(tools) if tools is not None else None
+    records = intent_records_by_id(intents) if intents is not None else None
+    with open_projection_store(url) as (store, _):
+        return import_openclaw(
+            store, paths, tools=schemas, intents=records, skip_invalid=skip_invalid
+        )
 
 
 def report_imports(results: Sequence[FileResult]) -> None:

@@ -32,6 +32,7 @@ __all__ = [
     "ParsedIntent",
     "export_intents",
     "import_intents",
+    "intent_records_by_id",
     "is_query_only",
     "parse_intents_file",
 ]
@@ -222,3 +223,17 @@ def export_intents(
             fh.write(b"\n")
             report.written += 1
     return report
+
+
+def intent_records_by_id(path: str | Path) -> dict[str, dict[str, Any]]:
+    """Reference-schema intent records by id (broken lines fail, naming file and line): what
+    `import openclaw --intents FILE` attaches to the sessions it imports.
+
+    Raises:
+        InvalidInput: the file cannot be read or a line is broken.
+    """
+    parsed, _ = parse_intents_file(Path(path))
+    return {
+        p.intent_id: {**p.record, "id": p.intent_id, "natural_language_intent": p.text}
+        for p in parsed
+    }

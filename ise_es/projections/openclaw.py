@@ -70,7 +70,6 @@ __all__ = [
     "import_openclaw",
     "infer_tool_schemas",
     "intent_id_from_name",
-    "load_intents",
     "load_tool_schemas",
     "openclaw_files",
     "parse_openclaw",
@@ -405,21 +404,6 @@ def load_tool_schemas(path: str | Path) -> list[dict[str, Any]]:
         ):
             raise InvalidInput(f"{p}: tool schema {i} has no string 'name'")
     return schemas
-
-
-def load_intents(path: str | Path) -> dict[str, dict[str, Any]]:
-    """Reference-schema intent records by id (broken lines fail, naming file and line).
-
-    Raises:
-        InvalidInput: the file cannot be read or a line is broken.
-    """
-    from ise_es.intents.jsonl import parse_intents_file
-
-    parsed, _ = parse_intents_file(Path(path))
-    return {
-        p.intent_id: {**p.record, "id": p.intent_id, "natural_language_intent": p.text}
-        for p in parsed
-    }
 
 
 def intent_id_from_name(name: str, known: Iterable[str] = ()) -> str | None:

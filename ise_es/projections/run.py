@@ -15,12 +15,6 @@ import msgspec
 from ise_es.errors import ConfigError
 from ise_es.projections.audit import AuditSummary, SessionAudit, load_lexicon, summarize
 from ise_es.projections.export import ExportOptions, ExportReport, export_sft
-from ise_es.projections.openclaw import (
-    FileResult,
-    import_openclaw,
-    load_intents,
-    load_tool_schemas,
-)
 from ise_es.projections.readmodel import (
     AuditModel,
     CatchUpResult,
@@ -39,7 +33,6 @@ __all__ = [
     "AllRun",
     "AuditRun",
     "StatsRun",
-    "import_files",
     "open_projection_store",
     "run_all",
     "run_audit",
@@ -183,21 +176,3 @@ def run_export(
 ) -> ExportReport:
     with open_projection_store(url) as (store, engines):
         return export_sft(store, engines, output, options, force=force)
-
-
-def import_files(
-    url: str,
-    paths: Iterable[str | Path],
-    *,
-    tools: str | Path | None = None,
-    intents: str | Path | None = None,
-    skip_invalid: bool = False,
-) -> list[FileResult]:
-    """`import openclaw`: files named by `tools` and `intents` are read before the store is
-    opened, so a bad one fails before anything is imported."""
-    schemas = load_tool_schemas(tools) if tools is not None else None
-    records = load_intents(intents) if intents is not None else None
-    with open_projection_store(url) as (store, _):
-        return import_openclaw(
-            store, paths, tools=schemas, intents=records, skip_invalid=skip_invalid
-        )
