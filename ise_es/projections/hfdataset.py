@@ -7,12 +7,16 @@
 
 Which sessions and how each becomes samples is `project sft-jsonl`'s selection
 (`export.Selection`, same options), in the same single catch-up read
-(`export.gather_sessions`). Each kept session's rows (`hfrows`) are appended as JSON lines to a
-spool file and indexed. At the end the index is sorted by session id (in Python, so both
-databases give the same files), cut into row groups of at most `group_rows` rows and about
-`group_bytes` bytes, each parsed by pyarrow's JSON reader against the declared schema and
-appended to a ParquetWriter; a file is closed past `file_rows` rows or `file_bytes` bytes (a
-session's rows never straddle two files). Memory holds the index, one row group and the
+(`export.gather_sessions`). Each kept session's rows (`hfrows`) are encoded as JSON lines and
+parsed by pyarrow's JSON reader against the declared schema on a second thread, beside the
+log read, a few hundred rows at a time; each session's rows become one record batch in an
+Arrow IPC spool file, indexed (`_Spool`). At the end the index is sorted by session id (in
+Python, so both databases give the same files), cut into row groups of at most `group_rows`
+rows and about `group_bytes` bytes (Arrow bytes), each read back from the spool and appended
+to a ParquetWriter; a file is closed past `file_rows` rows or `file_bytes` bytes (a session's
+rows never straddle two files). The Parquet files are encoded on the second thread while this
+one reads the card's figures and draws the plots (pyarrow releases the GIL while it parses
+and encodes). Memory holds the index, a few hand-overs of rows, one row group and the
 sessions still open in the log, whatever the corpus size.
 
 The card's figures come from the stats and audit read models (`readmodel.py`), caught up
@@ -28,12 +32,14 @@ manifest lists it, does nothing (`up_to_date`); otherwise the folder is written 
 from __future__ import annotations
 
 import hashlib
-import tempfile
+import queue
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import msgspec
 
@@ -82,7 +88,7 @@ class HfOptions(msgspec.Struct, frozen=True, kw_only=True):
     """SPDX-style id for the card; None writes `license: other` and a note to replace it."""
     group_rows: int = 1000
     group_bytes: int = 32 << 20
-    """Row-group bound in row-JSON bytes: the Hub's viewer pages by row group."""
+    """Row-group bound in Arrow bytes: the Hub's viewer pages by row group."""
     file_rows: int = 100_000
     file_bytes: int = 512 << 20
     plots: bool = True
@@ -130,9 +136,99 @@ class HfReport(msgspec.Struct, kw_only=True):
 class _Entry(msgspec.Struct, array_like=True):
     session_id: str
     split: str
-    offset: int
+    batch: int
+    """The session's record batch in the spool."""
     length: int
+    """Its rows' Arrow bytes."""
     rows: int
+
+
+SPOOL_ROWS = 256
+SPOOL_BYTES = 8 << 20
+"""Rows handed to the spool's thread at a time (whichever bound is reached first)."""
+
+
+class _Spool:
+    """Kept sessions' rows as Arrow, one record batch per session, in an IPC file.
+
+    This thread encodes each row as a JSON line (msgspec, as `sft-jsonl` does); a few hundred
+    rows at a time go to a second thread that parses them against the declared schema with
+    pyarrow's JSON reader (which releases the GIL, so it runs beside the log read; an
+    unexpected key is an error, not a dropped field) and appends each session's slice to the
+    spool. The hand-over queue is bounded, so memory is too."""
+
+    def __init__(self, path: Path, fmt: str) -> None:
+        import pyarrow as pa
+        import pyarrow.json as pj
+
+        self.schema = arrow_schema(fmt)
+        self.parse = pj.ParseOptions(explicit_schema=self.schema, unexpected_field_behavior="error")
+        self.sink = pa.OSFile(str(path), "wb")
+        self.writer = pa.ipc.new_file(self.sink, self.schema)
+        self.encode = msgspec.json.Encoder().encode
+        self.lines: list[bytes] = []
+        self.size = 0
+        self.waiting: list[_Entry] = []
+        self.batches = 0
+        self.error: BaseException | None = None
+        self.queue: queue.Queue[tuple[bytes, list[_Entry]] | None] = queue.Queue(maxsize=4)
+        self.thread = threading.Thread(target=self._work, name="hf-spool", daemon=True)
+        self.thread.start()
+
+    def add(self, entry: _Entry, rows: list[dict[str, Any]]) -> None:
+        lines = [self.encode(row) for row in rows]
+        self.lines += lines
+        self.size += sum(map(len, lines))
+        self.waiting.append(entry)
+        if len(self.lines) >= SPOOL_ROWS or self.size >= SPOOL_BYTES:
+            self._hand_over()
+
+    def _hand_over(self) -> None:
+        if self.error is not None:
+            raise self.error
+        if self.lines:
+            self.lines.append(b"")
+            self.queue.put((b"\n".join(self.lines), self.waiting))
+        self.lines, self.size, self.waiting = [], 0, []
+
+    def _work(self) -> None:
+        while (item := self.queue.get()) is not None:
+            if self.error is None:  # after a failure, drain so the producer never blocks
+                try:
+                    self._convert(*item)
+                except BaseException as e:
+                    self.error = e
+
+    def _convert(self, buffer: bytes, entries: list[_Entry]) -> None:
+        import pyarrow as pa
+        import pyarrow.json as pj
+
+        block = max(1 << 20, len(buffer) + 1)  # one block: a line never straddles two
+        table = pj.read_json(
+            pa.BufferReader(buffer),
+            read_options=pj.ReadOptions(block_size=block, use_threads=False),
+            parse_options=self.parse,
+        )
+        (batch,) = table.select(self.schema.names).combine_chunks().to_batches()
+        start = 0
+        for entry in entries:
+            part = batch.slice(start, entry.rows)
+            self.writer.write_batch(part)
+            entry.batch, entry.length = self.batches, part.nbytes
+            self.batches += 1
+            start += entry.rows
+
+    def close(self) -> None:
+        """Convert what is left, wait for the thread, close the file; raise its error."""
+        try:
+            self._hand_over()
+        finally:
+            self.queue.put(None)
+            self.thread.join()
+            self.writer.close()
+            self.sink.close()
+        if self.error is not None:
+            raise self.error
 
 
 def options_digest(options: HfOptions) -> str:
@@ -142,14 +238,12 @@ def options_digest(options: HfOptions) -> str:
 class _Collector:
     """The per-session work of the single pass: rows, summaries, audits, provenance."""
 
-    def __init__(self, options: HfOptions, rows: IO[bytes]) -> None:
+    def __init__(self, options: HfOptions, spool: _Spool) -> None:
         self.options = options
         self.fmt = options.export.render.format
         self.selection = Selection(options.export)
-        self.rows = rows
-        self.encoder = msgspec.json.Encoder()
+        self.spool = spool
         self.index: list[_Entry] = []
-        self.offset = 0
         self.ended: set[str] = set()
         """Every ended session of the pass (the card's corpus figures are over these)."""
         self.models: Counter[str] = Counter()
@@ -164,13 +258,10 @@ class _Collector:
         samples = self.selection.samples(view)
         if samples is not None:
             sid = view.session_id
-            chunk = b"".join(
-                self.encoder.encode(row_from_sample(s, self.fmt, sid)) + b"\n" for s in samples
-            )
-            self.rows.write(chunk)
             split = self.selection.split_of(sid) or "train"
-            self.index.append(_Entry(sid, split, self.offset, len(chunk), len(samples)))
-            self.offset += len(chunk)
+            entry = _Entry(sid, split, -1, 0, len(samples))
+            self.spool.add(entry, [row_from_sample(s, self.fmt, sid) for s in samples])
+            self.index.append(entry)
             self._provenance(view.started)
 
     def _provenance(self, started: SessionStarted | None) -> None:
@@ -220,12 +311,9 @@ def _figures(
     replays = [r for r in load_replays(engines) if r.source_stream in streams]
     ended = collector.ended
     status = collector.options.export.status
-    corpus = corpus_stats(
-        (s for s in load_summaries(engines) if s.session_id in ended), replays, status=status
-    )
-    selection = corpus_stats(
-        (s for s in load_summaries(engines) if s.session_id in kept), replays, status="any"
-    )
+    summaries = [s for s in load_summaries(engines) if s.session_id in ended]  # one read
+    corpus = corpus_stats(summaries, replays, status=status)
+    selection = corpus_stats((s for s in summaries if s.session_id in kept), replays, status="any")
     audits = summarize_audits(a for a in load_audits(engines) if a.session_id in kept)
     return Figures(corpus=corpus, selection=selection, audits=audits), caught
 
@@ -248,18 +336,16 @@ def _write_split(
     data_dir: Path,
     split: str,
     entries: list[_Entry],
-    spool: IO[bytes],
+    spool: Any,
     options: HfOptions,
 ) -> list[ParquetFile]:
     """Write one split's shards (temporary names: the count is known only at the end). An
     empty split gets no file: `datasets` refuses a split without rows, so the card leaves it
-    out."""
+    out. `spool` is the spool file's IPC reader."""
     import pyarrow as pa
-    import pyarrow.json as pj
     import pyarrow.parquet as pq
 
     schema = arrow_schema(options.export.render.format)
-    parse = pj.ParseOptions(explicit_schema=schema, unexpected_field_behavior="error")
     files: list[ParquetFile] = []
     writer: pq.ParquetWriter | None = None
     sink: Any = None
@@ -287,17 +373,8 @@ def _write_split(
         if writer is None:
             open_shard()
         assert writer is not None and current is not None
-        parts = []
-        for entry in group:
-            spool.seek(entry.offset)
-            parts.append(spool.read(entry.length))
-        buffer = b"".join(parts)
-        block = max(1 << 20, len(buffer) + 1)  # a JSON line must not straddle two blocks
-        table = pj.read_json(
-            pa.BufferReader(buffer),
-            read_options=pj.ReadOptions(block_size=block, use_threads=False),
-            parse_options=parse,
-        ).select(schema.names)
+        batches = [spool.get_batch(entry.batch) for entry in group]
+        table = pa.Table.from_batches(batches, schema).combine_chunks()
         writer.write_table(table, row_group_size=group_rows)
         current.rows += table.num_rows
         current.arrow_bytes += table.nbytes
@@ -306,6 +383,22 @@ def _write_split(
             close_shard()
     if writer is not None:
         close_shard()
+    return files
+
+
+def _write_files(
+    data_dir: Path, spool_path: Path, collector: _Collector, split_names: list[str]
+) -> list[ParquetFile]:
+    """Every split's Parquet files from the spool, under their final names."""
+    import pyarrow as pa
+
+    files: list[ParquetFile] = []
+    with pa.OSFile(str(spool_path), "rb") as source:
+        spool = pa.ipc.open_file(source)
+        for split in split_names:
+            entries = [e for e in collector.index if e.split == split]
+            files += _write_split(data_dir, split, entries, spool, collector.options)
+    _final_names(data_dir, files)
     return files
 
 
@@ -383,20 +476,29 @@ def export_hf_dataset(
     with staged_folder(target) as stage:
         data_dir = stage / "data"
         data_dir.mkdir()
-        with tempfile.TemporaryFile(dir=stage, prefix=".rows.") as rows:
-            collector = _Collector(options, rows)
+        spool_path = stage / ".rows.arrow"
+        spool = _Spool(spool_path, options.export.render.format)
+        try:
+            collector = _Collector(options, spool)
             position = gather_sessions(
                 store, collector.session, max_buffered=max_buffered, progress=progress
             )
-            rows.flush()
-            collector.index.sort(key=lambda e: e.session_id)
-            split_names = list(options.export.split or {"train": 1.0})
-            files: list[ParquetFile] = []
-            for split in split_names:
-                entries = [e for e in collector.index if e.split == split]
-                files += _write_split(data_dir, split, entries, rows, options)
-            _final_names(data_dir, files)
-        figures, caught = _figures(store, engines, collector)
+        finally:
+            spool.close()
+        collector.index.sort(key=lambda e: e.session_id)
+        split_names = list(options.export.split or {"train": 1.0})
+        # The Parquet files are encoded on a second thread (pyarrow releases the GIL) while
+        # this one reads the figures and draws the plots.
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="hf-parquet") as pool:
+            written = pool.submit(_write_files, data_dir, spool_path, collector, split_names)
+            figures, caught = _figures(store, engines, collector)
+            plots: list[str] = []
+            if options.plots:
+                from ise_es.projections.plots import write_plots
+
+                plots = [p.name for p in write_plots(figures.selection, stage)]
+            files = written.result()
+        spool_path.unlink()
         selection = collector.selection
         report = HfReport(
             folder=str(target),
@@ -409,16 +511,11 @@ def export_hf_dataset(
             position=position,
             read_models=caught,
         )
-        extra: list[str] = []
-        if options.plots:
-            from ise_es.projections.plots import write_plots
-
-            extra = [p.name for p in write_plots(figures.selection, stage)]
         (stage / "README.md").write_text(
-            render_card(options, report, figures, collector.provenance(), extra)
+            render_card(options, report, figures, collector.provenance(), plots)
         )
         database = engines.write.dialect.name
-        _write_manifest(stage, options, digest, report, [*extra, "README.md"], database)
+        _write_manifest(stage, options, digest, report, [*plots, "README.md"], database)
     report.seconds = time.perf_counter() - started
     return report
 
