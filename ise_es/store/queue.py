@@ -29,6 +29,7 @@ the last append and the release) marks the item done instead of recording it aga
 from __future__ import annotations
 
 import contextlib
+import sqlite3
 import threading
 import time
 import uuid
@@ -36,8 +37,10 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import msgspec
+import psycopg
 import sqlalchemy as sa
 
+from ise_es.errors import StoreUnavailable
 from ise_es.events import SessionEnded, decode_payload
 from ise_es.store.base import (
     EnqueueResult,
@@ -71,12 +74,16 @@ class SqlWorkQueue:
         *,
         clock: Clock = time.time,
         listen_connect: Callable[[], Any] | None = None,
+        raw: Any = None,
     ) -> None:
         self._write = write
         self._read = read
         self._clock = clock
         self._postgres = write.dialect.name == "postgresql"
         self._listen_connect = listen_connect
+        self._raw = raw
+        """The store's pool of DBAPI connections (get/put), for the hot statements."""
+        self._sql = _QueueSql("%s" if self._postgres else "?", postgres=self._postgres)
         self._autocommit = (
             write.execution_options(isolation_level="AUTOCOMMIT") if self._postgres else None
         )
@@ -187,62 +194,37 @@ class SqlWorkQueue:
     ) -> Lease | None:
         """Lease the oldest queued item that is due (of `only`, when given), or None."""
         now = self._clock()
-        candidate = (
-            sa.select(wi.c.item_id)
-            .where(wi.c.state == "queued", wi.c.not_before <= now)
-            .order_by(wi.c.enqueued_at, wi.c.item_id)
-            .limit(1)
-        )
-        if only is not None:
-            candidate = candidate.where(wi.c.item_id.in_(list(only)))
-        if self._postgres:
-            candidate = candidate.with_for_update(skip_locked=True)
         token, session_id = uuid.uuid4().hex, uuid.uuid4().hex[:16]
-        statement = (
-            wi.update()
-            .where(wi.c.item_id == candidate.scalar_subquery())
-            .values(
-                state="leased",
-                lease_token=token,
-                worker_id=worker.worker_id,
-                host=worker.host,
-                pid=worker.pid,
-                leased_at=now,
-                heartbeat_at=now,
-                lease_expires=now + lease_seconds,
-                attempts=wi.c.attempts + 1,
-                session_id=session_id,
-            )
-            .returning(
-                wi.c.item_id, wi.c.source_id, wi.c.kind, wi.c.spec, wi.c.attempts, wi.c.failures
-            )
-        )
-        with self._single() as conn:
-            row = conn.execute(statement).first()
+        sql = self._sql
+        params: list[Any] = [token, worker.worker_id, worker.host, worker.pid, now, now]
+        params += [now + lease_seconds, session_id, now]
+        if only is None:
+            statement = sql.claim
+        else:
+            ids = list(only)
+            statement = sql.claim_only(len(ids))
+            params += [ids] if self._postgres else ids
+        row = self._raw_one(statement, params)
         if row is None:
             return None
+        item_id, source_id, kind, spec, attempts, failures = row
         return Lease(
-            item_id=row.item_id,
+            item_id=item_id,
             token=token,
-            source_id=row.source_id,
-            kind=row.kind,
-            spec=row.spec.encode() if isinstance(row.spec, str) else bytes(row.spec),
-            attempt=row.attempts,
+            source_id=source_id,
+            kind=kind,
+            spec=spec.encode() if isinstance(spec, str) else bytes(spec),
+            attempt=attempts,
             session_id=session_id,
             expires=now + lease_seconds,
-            failures=row.failures,
+            failures=failures,
         )
 
     def renew(self, fence: Fence, *, lease_seconds: float) -> bool:
         """Heartbeat: extend a lease still held; False when it was lost."""
         now = self._clock()
-        with self._single() as conn:
-            moved = conn.execute(
-                wi.update()
-                .where(wi.c.item_id == fence.item_id, wi.c.lease_token == fence.token)
-                .values(heartbeat_at=now, lease_expires=now + lease_seconds)
-            ).rowcount
-        return bool(moved == 1)
+        params = (now, now + lease_seconds, fence.item_id, fence.token)
+        return self._raw_one(self._sql.renew, params) is not None
 
     def finish(
         self,
@@ -259,36 +241,22 @@ class SqlWorkQueue:
         `retry_after` seconds, or fails it once it has failed `max_attempts` times. Returns the
         item's new state, or None when the lease was lost."""
         now = self._clock()
-        values: dict[str, Any] = {"status": status, "lease_token": None, "lease_expires": None}
+        sql = self._sql
+        tail = (fence.item_id, fence.token)
         if outcome == "done":
-            values.update(state=_keep_superseded("done"), finished_at=now, last_error=None)
+            row = self._raw_one(sql.finish_done, (status, now, *tail))
         elif outcome == "release":  # stopped by its worker (drain, Ctrl-C): not a failure
-            values.update(state=_keep_superseded("queued"), not_before=now, last_error=error)
+            row = self._raw_one(sql.finish_release, (status, now, error, *tail))
         elif outcome == "retry":
-            out_of_attempts = wi.c.failures + 1 >= max_attempts
-            values.update(
-                state=sa.case(
-                    (wi.c.state == "superseded", "superseded"),
-                    (out_of_attempts, "failed"),
-                    else_="queued",
-                ),
-                failures=wi.c.failures + 1,
-                not_before=now + retry_after,
-                finished_at=sa.case((out_of_attempts, now), else_=None),
-                last_error=error,
-            )
+            params = (max_attempts, status, now + retry_after, max_attempts, now, error, *tail)
+            row = self._raw_one(sql.finish_retry, params)
         else:
             raise ValueError(f"unknown outcome {outcome!r}")
-        with self._single() as conn:
-            row = conn.execute(
-                wi.update()
-                .where(wi.c.item_id == fence.item_id, wi.c.lease_token == fence.token)
-                .values(**values)
-                .returning(wi.c.state)
-            ).first()
-            if row is not None and row.state == "queued":
-                self._notify(conn)
-        return None if row is None else str(row.state)
+        if row is None:
+            return None
+        if row[0] == "queued" and self._postgres:
+            self._raw_one(sql.notify, ())
+        return str(row[0])
 
     def expire(self, *, max_attempts: int) -> list[ExpiredLease]:
         """Reclaim every lease past its expiry. Each item is settled in its own transaction
@@ -375,6 +343,27 @@ class SqlWorkQueue:
             if moved:
                 self._notify(conn)
         return int(moved)
+
+    def _raw_one(self, statement: str, params: Sequence[Any]) -> Any:
+        """One statement on a pooled DBAPI connection in autocommit (its own transaction; on
+        SQLite a single write statement takes and releases the write lock by itself), and
+        its first row. Claims, renewals and releases run many times a second across a fleet:
+        through SQLAlchemy each cost ten times the statement itself."""
+        if self._raw is None:  # a queue without the store's pool (tests of the SQL alone)
+            with self._single() as conn:
+                return conn.exec_driver_sql(statement, tuple(params)).first()
+        try:
+            conn = self._raw.get()
+            try:
+                cursor = conn.execute(statement, params)
+                # fetchall: SQLite finishes (and commits) a RETURNING statement only once
+                # every row was read; stopping at one would hold the write lock.
+                rows = cursor.fetchall() if cursor.description else []
+                return rows[0] if rows else None
+            finally:
+                self._raw.put(conn)
+        except (sqlite3.OperationalError, psycopg.OperationalError) as e:
+            raise StoreUnavailable(f"the work queue's database cannot be reached: {e}") from e
 
     @contextlib.contextmanager
     def _single(self) -> Iterator[sa.Connection]:
@@ -494,3 +483,52 @@ def _new_row(item: NewWorkItem, now: float, *, order: int) -> dict[str, Any]:
 
 def _row(mapping: Any) -> WorkItemRow:
     return msgspec.convert({str(k): v for k, v in mapping.items()}, WorkItemRow)
+
+
+class _QueueSql:
+    """The hot statements as SQL text, once per dialect (`p` is the driver's marker)."""
+
+    def __init__(self, p: str, *, postgres: bool) -> None:
+        lock = " FOR UPDATE SKIP LOCKED" if postgres else ""
+        self._p, self._postgres, self._lock = p, postgres, lock
+        self.claim = self._claim("")
+        released = "lease_token = NULL, lease_expires = NULL"
+        keep = "CASE WHEN state = 'superseded' THEN 'superseded' ELSE '{}' END"
+        owned = f"WHERE item_id = {p} AND lease_token = {p} RETURNING state"
+        self.renew = (
+            f"UPDATE work_items SET heartbeat_at = {p}, lease_expires = {p} "
+            f"WHERE item_id = {p} AND lease_token = {p} RETURNING 1"
+        )
+        self.finish_done = (
+            f"UPDATE work_items SET state = {keep.format('done')}, status = {p}, "
+            f"finished_at = {p}, last_error = NULL, {released} {owned}"
+        )
+        self.finish_release = (
+            f"UPDATE work_items SET state = {keep.format('queued')}, status = {p}, "
+            f"not_before = {p}, last_error = {p}, {released} {owned}"
+        )
+        self.finish_retry = (
+            "UPDATE work_items SET state = CASE WHEN state = 'superseded' THEN 'superseded' "
+            f"WHEN failures + 1 >= {p} THEN 'failed' ELSE 'queued' END, status = {p}, "
+            f"failures = failures + 1, not_before = {p}, "
+            f"finished_at = CASE WHEN failures + 1 >= {p} THEN {p} ELSE NULL END, "
+            f"last_error = {p}, {released} {owned}"
+        )
+        self.notify = f"SELECT pg_notify('{_CHANNEL}', '')"
+
+    def _claim(self, only: str) -> str:
+        p = self._p
+        return (
+            f"UPDATE work_items SET state = 'leased', lease_token = {p}, worker_id = {p}, "
+            f"host = {p}, pid = {p}, leased_at = {p}, heartbeat_at = {p}, lease_expires = {p}, "
+            f"attempts = attempts + 1, session_id = {p} "
+            "WHERE item_id = (SELECT item_id FROM work_items "
+            f"WHERE state = 'queued' AND not_before <= {p}{only} "
+            f"ORDER BY enqueued_at, item_id LIMIT 1{self._lock}) "
+            "RETURNING item_id, source_id, kind, spec, attempts, failures"
+        )
+
+    def claim_only(self, n: int) -> str:
+        if self._postgres:
+            return self._claim(" AND item_id = ANY(%s::text[])")
+        return self._claim(f" AND item_id IN ({', '.join('?' * n)})")

@@ -224,6 +224,7 @@ class SqlEventStore:
             self._engines.read,
             clock=clock,
             listen_connect=self._engines.raw_connect,
+            raw=self._pool,
         )
         """The work queue this store owns (store/queue.py)."""
         if check_schema:
