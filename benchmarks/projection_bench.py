@@ -18,6 +18,12 @@ already holds it), then run each step in its own process so its peak RSS is its 
 
     python benchmarks/projection_bench.py --trajectories 2000 --growth --backends sqlite
 
+    python benchmarks/projection_bench.py --hf-pairs 3 --backends sqlite
+
+--hf-pairs N instead brings the read models current and runs sft-jsonl and hf-dataset N times
+each, alternating which goes first, printing each pair's ratio, the load average before each
+step and the median ratio (wall and CPU): one run decides on a shared machine.
+
 --growth instead builds corpora of 1/4, 1/2 and all of --trajectories and runs the read, the
 three projections alone, `all` and `verify` (every hash chain re-walked) at each size,
 printing the time per session (wall and this process's CPU) and its ratio to the smallest
@@ -263,6 +269,45 @@ def bench(backend: str, url: str, trajectories: int, seed: int) -> list[str]:
     return problems
 
 
+def hf_pairs(backend: str, url: str, trajectories: int, seed: int, pairs: int) -> list[str]:
+    """hf-dataset against sft-jsonl in interleaved pairs (order alternating), read models
+    current first (hf reads them): the verdict is the median of the per-pair wall ratios."""
+    import statistics
+
+    print(f"{backend}: {url}", flush=True)
+    ensure_corpus(url, trajectories, seed)
+    wall: list[float] = []
+    cpu: list[float] = []
+    rss = 0.0
+    with tempfile.TemporaryDirectory(prefix="ise-es-bench-") as tmp:
+        out = str(Path(tmp) / "sft.jsonl")
+        for step in ("audit-inc", "stats-inc"):
+            child(step, url, out)
+        for i in range(pairs):
+            r: dict[str, dict[str, Any]] = {}
+            for step in ("export", "hf") if i % 2 == 0 else ("hf", "export"):
+                load = os.getloadavg()[0]
+                r[step] = child(step, url, out)
+                print(
+                    f"  {i} {step:<7} {r[step]['seconds']:7.2f} s  cpu {r[step]['cpu']:6.2f} s  "
+                    f"{r[step]['rss_mib']:6.0f} MiB  load {load:.2f}",
+                    flush=True,
+                )
+            wall.append(r["hf"]["seconds"] / r["export"]["seconds"])
+            cpu.append(r["hf"]["cpu"] / r["export"]["cpu"])
+            rss = max(rss, r["hf"]["rss_mib"])
+            print(f"  pair {i}: hf x{wall[-1]:.2f} sft-jsonl's time, x{cpu[-1]:.2f} its CPU")
+    median = statistics.median(wall)
+    ok = median <= HF_RATIO and rss <= RSS_TARGET_MIB
+    print(
+        f"  hf-dataset / sft-jsonl: median x{median:.2f} time ({min(wall):.2f}-{max(wall):.2f}), "
+        f"x{statistics.median(cpu):.2f} CPU, peak {rss:.0f} MiB; target <= x{HF_RATIO} time "
+        f"and 1 GiB: {'ok' if ok else 'MISSED'}",
+        flush=True,
+    )
+    return [] if ok else [f"{backend} hf"]
+
+
 GROWTH_STEPS = ("read", "export", "audit", "stats", "all", "verify")
 FRACTIONS = ((1, 4), (1, 2), (1, 1))
 
@@ -320,6 +365,9 @@ def main() -> None:
     parser.add_argument(
         "--growth", action="store_true", help="time per session at 1/4, 1/2 and all of it"
     )
+    parser.add_argument(
+        "--hf-pairs", type=int, default=0, help="hf-dataset vs sft-jsonl, N interleaved pairs"
+    )
     parser.add_argument("--step", help=argparse.SUPPRESS)
     parser.add_argument("--db", help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
@@ -335,6 +383,9 @@ def main() -> None:
             problems += growth(backend, directory, args.trajectories, args.seed)
             continue
         url = corpus_url(backend, directory, args.trajectories, args.seed)
+        if args.hf_pairs:
+            problems += hf_pairs(backend, url, args.trajectories, args.seed, args.hf_pairs)
+            continue
         problems += bench(backend, url, args.trajectories, args.seed)
     print(f"load average at end: {os.getloadavg()[0]:.2f}")
     print("all targets met" if not problems else "targets missed: " + ", ".join(problems))
