@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
+import sys
 import threading
 import time
 import uuid
@@ -37,7 +38,6 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import msgspec
-import psycopg
 import sqlalchemy as sa
 
 from ise_es.errors import StoreUnavailable
@@ -362,7 +362,7 @@ class SqlWorkQueue:
                 return rows[0] if rows else None
             finally:
                 self._raw.put(conn)
-        except (sqlite3.OperationalError, psycopg.OperationalError) as e:
+        except _unavailable_errors() as e:
             raise StoreUnavailable(f"the work queue's database cannot be reached: {e}") from e
 
     @contextlib.contextmanager
@@ -483,6 +483,15 @@ def _new_row(item: NewWorkItem, now: float, *, order: int) -> dict[str, Any]:
 
 def _row(mapping: Any) -> WorkItemRow:
     return msgspec.convert({str(k): v for k, v in mapping.items()}, WorkItemRow)
+
+
+def _unavailable_errors() -> tuple[type[Exception], ...]:
+    """The drivers' OperationalError, without importing psycopg for a SQLite store (evaluated
+    only when an exception is on its way; while psycopg is not imported none of its errors
+    can be raised)."""
+    psycopg = sys.modules.get("psycopg")
+    ours: tuple[type[Exception], ...] = (sqlite3.OperationalError,)
+    return (*ours, psycopg.OperationalError) if psycopg is not None else ours
 
 
 class _QueueSql:
