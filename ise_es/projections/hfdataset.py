@@ -7,17 +7,17 @@
 
 Which sessions and how each becomes samples is `project sft-jsonl`'s selection
 (`export.Selection`, same options), in the same single catch-up read
-(`export.gather_sessions`). Each kept session's rows (`hfrows`) are encoded as JSON lines and
-parsed by pyarrow's JSON reader against the declared schema on a second thread, beside the
-log read, a few hundred rows at a time; each session's rows become one record batch in an
-Arrow IPC spool file, indexed (`_Spool`). At the end the index is sorted by session id (in
-Python, so both databases give the same files), cut into row groups of at most `group_rows`
-rows and about `group_bytes` bytes (Arrow bytes), each read back from the spool and appended
-to a ParquetWriter; a file is closed past `file_rows` rows or `file_bytes` bytes (a session's
-rows never straddle two files). The Parquet files are encoded on the second thread while this
-one reads the card's figures and draws the plots (pyarrow releases the GIL while it parses
-and encodes). Memory holds the index, a few hand-overs of rows, one row group and the
-sessions still open in the log, whatever the corpus size.
+(`export.gather_sessions`). Each kept session's rows (`hfrows`) are converted to Arrow against
+the declared schema straight from the Python objects, a few hundred rows at a time (no JSON
+text in between), and each session's rows become one record batch in an Arrow IPC spool
+file, indexed (`_Spool`). At the end the index is sorted by session id (in Python, so both
+databases give the same files), cut into row groups of at most `group_rows` rows and about
+`group_bytes` bytes (Arrow bytes), each read back from the spool and appended to a
+ParquetWriter; a file is closed past `file_rows` rows or `file_bytes` bytes (a session's rows
+never straddle two files). The Parquet files are encoded on a second thread while this one
+reads the card's figures and draws the plots (pyarrow releases the GIL while it encodes; a
+handful of calls, one per row group). Memory holds the index, a few hundred rows awaiting
+conversion, one row group and the sessions still open in the log, whatever the corpus size.
 
 The card's figures come from the stats and audit read models (`readmodel.py`), caught up
 first and restricted to the sessions of this pass, so they are the numbers `project stats`
@@ -32,8 +32,6 @@ manifest lists it, does nothing (`up_to_date`); otherwise the folder is written 
 from __future__ import annotations
 
 import hashlib
-import queue
-import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -62,7 +60,7 @@ from ise_es.projections.folder import (
     staged_folder,
     unchanged_files,
 )
-from ise_es.projections.hfrows import arrow_schema, row_from_sample
+from ise_es.projections.hfrows import arrow_schema, row_checker, row_from_sample
 from ise_es.projections.readmodel import (
     AuditModel,
     CatchUpResult,
@@ -144,91 +142,58 @@ class _Entry(msgspec.Struct, array_like=True):
 
 
 SPOOL_ROWS = 256
-SPOOL_BYTES = 8 << 20
-"""Rows handed to the spool's thread at a time (whichever bound is reached first)."""
+"""Rows converted to Arrow at a time: one conversion call per few hundred rows, not per row."""
 
 
 class _Spool:
     """Kept sessions' rows as Arrow, one record batch per session, in an IPC file.
 
-    This thread encodes each row as a JSON line (msgspec, as `sft-jsonl` does); a few hundred
-    rows at a time go to a second thread that parses them against the declared schema with
-    pyarrow's JSON reader (which releases the GIL, so it runs beside the log read; an
-    unexpected key is an error, not a dropped field) and appends each session's slice to the
-    spool. The hand-over queue is bounded, so memory is too."""
+    Rows are converted straight from the Python objects against the declared schema (no JSON
+    text in between), a few hundred at a time. The conversion drops a key the schema lacks
+    without a word, so every row is checked first (`hfrows.row_checker`): a format that
+    gains a key fails the export instead of losing the key from every row."""
 
     def __init__(self, path: Path, fmt: str) -> None:
         import pyarrow as pa
-        import pyarrow.json as pj
 
         self.schema = arrow_schema(fmt)
-        self.parse = pj.ParseOptions(explicit_schema=self.schema, unexpected_field_behavior="error")
+        self.check = row_checker(self.schema)
         self.sink = pa.OSFile(str(path), "wb")
         self.writer = pa.ipc.new_file(self.sink, self.schema)
-        self.encode = msgspec.json.Encoder().encode
-        self.lines: list[bytes] = []
-        self.size = 0
+        self.rows: list[dict[str, Any]] = []
         self.waiting: list[_Entry] = []
         self.batches = 0
-        self.error: BaseException | None = None
-        self.queue: queue.Queue[tuple[bytes, list[_Entry]] | None] = queue.Queue(maxsize=4)
-        self.thread = threading.Thread(target=self._work, name="hf-spool", daemon=True)
-        self.thread.start()
 
     def add(self, entry: _Entry, rows: list[dict[str, Any]]) -> None:
-        lines = [self.encode(row) for row in rows]
-        self.lines += lines
-        self.size += sum(map(len, lines))
+        for row in rows:
+            self.check(row)
+        self.rows += rows
         self.waiting.append(entry)
-        if len(self.lines) >= SPOOL_ROWS or self.size >= SPOOL_BYTES:
-            self._hand_over()
+        if len(self.rows) >= SPOOL_ROWS:
+            self.flush()
 
-    def _hand_over(self) -> None:
-        if self.error is not None:
-            raise self.error
-        if self.lines:
-            self.lines.append(b"")
-            self.queue.put((b"\n".join(self.lines), self.waiting))
-        self.lines, self.size, self.waiting = [], 0, []
-
-    def _work(self) -> None:
-        while (item := self.queue.get()) is not None:
-            if self.error is None:  # after a failure, drain so the producer never blocks
-                try:
-                    self._convert(*item)
-                except BaseException as e:
-                    self.error = e
-
-    def _convert(self, buffer: bytes, entries: list[_Entry]) -> None:
+    def flush(self) -> None:
         import pyarrow as pa
-        import pyarrow.json as pj
 
-        block = max(1 << 20, len(buffer) + 1)  # one block: a line never straddles two
-        table = pj.read_json(
-            pa.BufferReader(buffer),
-            read_options=pj.ReadOptions(block_size=block, use_threads=False),
-            parse_options=self.parse,
-        )
-        (batch,) = table.select(self.schema.names).combine_chunks().to_batches()
+        if not self.rows:
+            return
+        batch = pa.RecordBatch.from_pylist(self.rows, schema=self.schema)
         start = 0
-        for entry in entries:
+        for entry in self.waiting:
             part = batch.slice(start, entry.rows)
             self.writer.write_batch(part)
             entry.batch, entry.length = self.batches, part.nbytes
             self.batches += 1
             start += entry.rows
+        self.rows, self.waiting = [], []
 
     def close(self) -> None:
-        """Convert what is left, wait for the thread, close the file; raise its error."""
+        """Convert what is left and close the file."""
         try:
-            self._hand_over()
+            self.flush()
         finally:
-            self.queue.put(None)
-            self.thread.join()
             self.writer.close()
             self.sink.close()
-        if self.error is not None:
-            raise self.error
 
 
 def options_digest(options: HfOptions) -> str:

@@ -222,11 +222,8 @@ def test_spool_gives_back_each_sessions_rows_and_refuses_unknown_keys(tmp_path: 
             message = batch.column("messages").to_pylist()[0][0]
             assert message["content"] == f"turn of {i}" and message["tool_calls"] is None
 
-    # A key the schema lacks fails the export (it is not silently dropped), and the rows
-    # added after it do not block on the stopped thread.
+    # A key the schema lacks fails the export (it is not silently dropped).
     bad = _Spool(tmp_path / "bad.arrow", "openai")
-    with pytest.raises(pa.ArrowInvalid, match="unexpected field"):
+    with pytest.raises(ValueError, match="surprise"):
         bad.add(_Entry("s0000", "train", -1, 0, 1), _rows(0, surprise=1)[:1])
-        for i in range(1, 20 * SPOOL_ROWS):
-            bad.add(_Entry(f"s{i:04d}", "train", -1, 0, i % 3 + 1), _rows(i))
-        bad.close()
+    bad.close()
