@@ -201,13 +201,16 @@ def _worker(url: str, concurrency: int) -> subprocess.Popen[bytes]:
 
 
 def _window(url: str) -> float:
-    """Seconds from the first SessionStarted to the last SessionEnded: the recording itself,
-    without the worker processes' start-up (imports, store connection), which a worker that
-    runs for days pays once."""
+    """Seconds from the first session's start (its SessionStarted, or its first model request
+    if that began earlier: the user's first message is asked for while the sandbox starts) to
+    the last SessionEnded: the recording itself, without the worker processes' start-up
+    (imports, store connection), which a worker that runs for days pays once."""
     with psycopg.connect(url) as conn:
         row = conn.execute(
-            "SELECT max(recorded_at) FILTER (WHERE type = 'session_ended') - "
-            "min(recorded_at) FILTER (WHERE type = 'session_started') FROM events"
+            "SELECT max(recorded_at) FILTER (WHERE type = 'session_ended') - LEAST("
+            "min(recorded_at) FILTER (WHERE type = 'session_started'), "
+            "min(recorded_at - (payload::json->>'latency_ms')::float8 / 1000) "
+            "FILTER (WHERE type = 'model_call')) FROM events"
         ).fetchone()
     return float(row[0]) if row and row[0] is not None else float("nan")
 

@@ -24,7 +24,7 @@ from ise_es.llm.base import ChatClient, failed_model_call
 from ise_es.sandbox import Sandbox, open_sandbox, pinned_environment
 from ise_es.simulate.agent import SCRIPTED_BASE_URL, AgentLoop, recorded_call
 from ise_es.simulate.run_modes import NO_REPLY, Segment, SessionUser
-from ise_es.simulate.user_simulator import DialogueEntry, UserSimulator
+from ise_es.simulate.user_simulator import DialogueEntry, SimulatorTurn, UserSimulator
 from ise_es.store.base import EventStore, Fence, NewEvent
 from ise_es.tools import SessionNamer, ToolRunner, WebGateway, default_registry
 from ise_es.web.settings import WebSettings
@@ -279,6 +279,16 @@ def record_session(
     started_written = False
     sandbox: Sandbox | None = None
     runner: ToolRunner | None = None
+    segments = plan.segments or (
+        Segment(plan.intent_id, plan.intent, simulated=True, record=plan.intent_record),
+    )
+    user = SessionUser(segments, lambda segment: _simulator(plan, segment))
+    cap = plan.max_turns * sum(s.simulated for s in segments) + sum(
+        not s.simulated for s in segments
+    )
+    # The user's first message needs no sandbox: ask for it while the sandbox starts, so a
+    # model-bound session does not wait for both one after the other.
+    first_turn = _Ahead(lambda: user.next_turn([]))
     try:
         sandbox = sandbox_factory(
             plan.backend,
@@ -289,13 +299,6 @@ def record_session(
         )
         control.attach(sandbox)
         runner = _tool_runner(plan, sandbox, writer, web)
-        segments = plan.segments or (
-            Segment(plan.intent_id, plan.intent, simulated=True, record=plan.intent_record),
-        )
-        user = SessionUser(segments, lambda segment: _simulator(plan, segment))
-        cap = plan.max_turns * sum(s.simulated for s in segments) + sum(
-            not s.simulated for s in segments
-        )
         writer.record(
             [
                 SessionStarted(
@@ -341,7 +344,7 @@ def record_session(
             if control.cancelled.is_set():
                 status, reason, infrastructure = "interrupted", control.reason, True
                 break
-            sim = user.next_turn(dialogue)
+            sim = first_turn.take() if turn == 1 else user.next_turn(dialogue)
             closed: list[Event] = list(user.take_closed())
             call_events: list[Event] = [recorded_call(c) for c in sim.calls]
             blobs = [c.request_body for c in sim.calls]
@@ -414,6 +417,11 @@ def record_session(
                     ],
                     [],
                 )
+            if not first_turn.taken and not control.cancelled.is_set():
+                # The session ended before its first turn was used (the sandbox failed): the
+                # model was asked all the same, so its calls are recorded. A stopped session
+                # does not wait for that answer (Ctrl-C must not wait on the model).
+                writer.record(*_calls_of(first_turn.take_quietly()))
             ended = SessionEnded(
                 status=status,  # type: ignore[arg-type]
                 reason=reason,
@@ -443,6 +451,48 @@ def record_session(
         infrastructure=infrastructure,
         lease_lost=lease_lost,
     )
+
+
+class _Ahead:
+    """A call started now on a thread of its own, its result taken later (once)."""
+
+    def __init__(self, fn: Callable[[], SimulatorTurn]) -> None:
+        self._fn = fn
+        self._result: SimulatorTurn | None = None
+        self._error: BaseException | None = None
+        self.taken = False
+        self._thread = threading.Thread(target=self._run, name="first-turn", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            self._result = self._fn()
+        except BaseException as e:  # re-raised where the result is taken
+            self._error = e
+
+    def take(self) -> SimulatorTurn:
+        self.taken = True
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        assert self._result is not None
+        return self._result
+
+    def take_quietly(self) -> SimulatorTurn | None:
+        try:
+            return self.take()
+        except Exception:
+            return None
+
+
+def _calls_of(turn: SimulatorTurn | None) -> tuple[list[Event], list[bytes]]:
+    """The ModelCall events (and request blobs) of a simulator turn that was not used."""
+    if turn is None:
+        return [], []
+    events: list[Event] = [recorded_call(c) for c in turn.calls]
+    if turn.llm_error is not None:
+        events.append(failed_model_call(turn.llm_error))
+    return events, [c.request_body for c in turn.calls]
 
 
 class _Fenced(Exception):
