@@ -7,17 +7,13 @@
 
 Which sessions and how each becomes samples is `project sft-jsonl`'s selection
 (`export.Selection`, same options), in the same single catch-up read
-(`export.gather_sessions`). Each kept session's rows (`hfrows`) are converted to Arrow against
-the declared schema straight from the Python objects, a few hundred rows at a time (no JSON
-text in between), and each session's rows become one record batch in an Arrow IPC spool
-file, indexed (`_Spool`). At the end the index is sorted by session id (in Python, so both
+(`export.gather_sessions`). Each kept session's rows (`hfrows`) are appended as JSON lines to a
+spool file and indexed. At the end the index is sorted by session id (in Python, so both
 databases give the same files), cut into row groups of at most `group_rows` rows and about
-`group_bytes` bytes (Arrow bytes), each read back from the spool and appended to a
-ParquetWriter; a file is closed past `file_rows` rows or `file_bytes` bytes (a session's rows
-never straddle two files). The Parquet files are encoded on a second thread while this one
-reads the card's figures and draws the plots (pyarrow releases the GIL while it encodes; a
-handful of calls, one per row group). Memory holds the index, a few hundred rows awaiting
-conversion, one row group and the sessions still open in the log, whatever the corpus size.
+`group_bytes` bytes, each parsed by pyarrow's JSON reader against the declared schema and
+appended to a ParquetWriter; a file is closed past `file_rows` rows or `file_bytes` bytes (a
+session's rows never straddle two files). Memory holds the index, one row group and the
+sessions still open in the log, whatever the corpus size.
 
 The card's figures come from the stats and audit read models (`readmodel.py`), caught up
 first and restricted to the sessions of this pass, so they are the numbers `project stats`
@@ -32,12 +28,12 @@ manifest lists it, does nothing (`up_to_date`); otherwise the folder is written 
 from __future__ import annotations
 
 import hashlib
+import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import msgspec
 
@@ -60,7 +56,7 @@ from ise_es.projections.folder import (
     staged_folder,
     unchanged_files,
 )
-from ise_es.projections.hfrows import arrow_schema, row_checker, row_from_sample
+from ise_es.projections.hfrows import arrow_schema, row_from_sample
 from ise_es.projections.readmodel import (
     AuditModel,
     CatchUpResult,
@@ -86,7 +82,7 @@ class HfOptions(msgspec.Struct, frozen=True, kw_only=True):
     """SPDX-style id for the card; None writes `license: other` and a note to replace it."""
     group_rows: int = 1000
     group_bytes: int = 32 << 20
-    """Row-group bound in Arrow bytes: the Hub's viewer pages by row group."""
+    """Row-group bound in row-JSON bytes: the Hub's viewer pages by row group."""
     file_rows: int = 100_000
     file_bytes: int = 512 << 20
     plots: bool = True
@@ -134,66 +130,9 @@ class HfReport(msgspec.Struct, kw_only=True):
 class _Entry(msgspec.Struct, array_like=True):
     session_id: str
     split: str
-    batch: int
-    """The session's record batch in the spool."""
+    offset: int
     length: int
-    """Its rows' Arrow bytes."""
     rows: int
-
-
-SPOOL_ROWS = 256
-"""Rows converted to Arrow at a time: one conversion call per few hundred rows, not per row."""
-
-
-class _Spool:
-    """Kept sessions' rows as Arrow, one record batch per session, in an IPC file.
-
-    Rows are converted straight from the Python objects against the declared schema (no JSON
-    text in between), a few hundred at a time. The conversion drops a key the schema lacks
-    without a word, so every row is checked first (`hfrows.row_checker`): a format that
-    gains a key fails the export instead of losing the key from every row."""
-
-    def __init__(self, path: Path, fmt: str) -> None:
-        import pyarrow as pa
-
-        self.schema = arrow_schema(fmt)
-        self.check = row_checker(self.schema)
-        self.sink = pa.OSFile(str(path), "wb")
-        self.writer = pa.ipc.new_file(self.sink, self.schema)
-        self.rows: list[dict[str, Any]] = []
-        self.waiting: list[_Entry] = []
-        self.batches = 0
-
-    def add(self, entry: _Entry, rows: list[dict[str, Any]]) -> None:
-        for row in rows:
-            self.check(row)
-        self.rows += rows
-        self.waiting.append(entry)
-        if len(self.rows) >= SPOOL_ROWS:
-            self.flush()
-
-    def flush(self) -> None:
-        import pyarrow as pa
-
-        if not self.rows:
-            return
-        batch = pa.RecordBatch.from_pylist(self.rows, schema=self.schema)
-        start = 0
-        for entry in self.waiting:
-            part = batch.slice(start, entry.rows)
-            self.writer.write_batch(part)
-            entry.batch, entry.length = self.batches, part.nbytes
-            self.batches += 1
-            start += entry.rows
-        self.rows, self.waiting = [], []
-
-    def close(self) -> None:
-        """Convert what is left and close the file."""
-        try:
-            self.flush()
-        finally:
-            self.writer.close()
-            self.sink.close()
 
 
 def options_digest(options: HfOptions) -> str:
@@ -203,12 +142,14 @@ def options_digest(options: HfOptions) -> str:
 class _Collector:
     """The per-session work of the single pass: rows, summaries, audits, provenance."""
 
-    def __init__(self, options: HfOptions, spool: _Spool) -> None:
+    def __init__(self, options: HfOptions, rows: IO[bytes]) -> None:
         self.options = options
         self.fmt = options.export.render.format
         self.selection = Selection(options.export)
-        self.spool = spool
+        self.rows = rows
+        self.encoder = msgspec.json.Encoder()
         self.index: list[_Entry] = []
+        self.offset = 0
         self.ended: set[str] = set()
         """Every ended session of the pass (the card's corpus figures are over these)."""
         self.models: Counter[str] = Counter()
@@ -223,10 +164,13 @@ class _Collector:
         samples = self.selection.samples(view)
         if samples is not None:
             sid = view.session_id
+            chunk = b"".join(
+                self.encoder.encode(row_from_sample(s, self.fmt, sid)) + b"\n" for s in samples
+            )
+            self.rows.write(chunk)
             split = self.selection.split_of(sid) or "train"
-            entry = _Entry(sid, split, -1, 0, len(samples))
-            self.spool.add(entry, [row_from_sample(s, self.fmt, sid) for s in samples])
-            self.index.append(entry)
+            self.index.append(_Entry(sid, split, self.offset, len(chunk), len(samples)))
+            self.offset += len(chunk)
             self._provenance(view.started)
 
     def _provenance(self, started: SessionStarted | None) -> None:
@@ -301,16 +245,18 @@ def _write_split(
     data_dir: Path,
     split: str,
     entries: list[_Entry],
-    spool: Any,
+    spool: IO[bytes],
     options: HfOptions,
 ) -> list[ParquetFile]:
     """Write one split's shards (temporary names: the count is known only at the end). An
     empty split gets no file: `datasets` refuses a split without rows, so the card leaves it
-    out. `spool` is the spool file's IPC reader."""
+    out."""
     import pyarrow as pa
+    import pyarrow.json as pj
     import pyarrow.parquet as pq
 
     schema = arrow_schema(options.export.render.format)
+    parse = pj.ParseOptions(explicit_schema=schema, unexpected_field_behavior="error")
     files: list[ParquetFile] = []
     writer: pq.ParquetWriter | None = None
     sink: Any = None
@@ -338,8 +284,17 @@ def _write_split(
         if writer is None:
             open_shard()
         assert writer is not None and current is not None
-        batches = [spool.get_batch(entry.batch) for entry in group]
-        table = pa.Table.from_batches(batches, schema).combine_chunks()
+        parts = []
+        for entry in group:
+            spool.seek(entry.offset)
+            parts.append(spool.read(entry.length))
+        buffer = b"".join(parts)
+        block = max(1 << 20, len(buffer) + 1)  # a JSON line must not straddle two blocks
+        table = pj.read_json(
+            pa.BufferReader(buffer),
+            read_options=pj.ReadOptions(block_size=block, use_threads=False),
+            parse_options=parse,
+        ).select(schema.names)
         writer.write_table(table, row_group_size=group_rows)
         current.rows += table.num_rows
         current.arrow_bytes += table.nbytes
@@ -348,22 +303,6 @@ def _write_split(
             close_shard()
     if writer is not None:
         close_shard()
-    return files
-
-
-def _write_files(
-    data_dir: Path, spool_path: Path, collector: _Collector, split_names: list[str]
-) -> list[ParquetFile]:
-    """Every split's Parquet files from the spool, under their final names."""
-    import pyarrow as pa
-
-    files: list[ParquetFile] = []
-    with pa.OSFile(str(spool_path), "rb") as source:
-        spool = pa.ipc.open_file(source)
-        for split in split_names:
-            entries = [e for e in collector.index if e.split == split]
-            files += _write_split(data_dir, split, entries, spool, collector.options)
-    _final_names(data_dir, files)
     return files
 
 
@@ -441,29 +380,20 @@ def export_hf_dataset(
     with staged_folder(target) as stage:
         data_dir = stage / "data"
         data_dir.mkdir()
-        spool_path = stage / ".rows.arrow"
-        spool = _Spool(spool_path, options.export.render.format)
-        try:
-            collector = _Collector(options, spool)
+        with tempfile.TemporaryFile(dir=stage, prefix=".rows.") as rows:
+            collector = _Collector(options, rows)
             position = gather_sessions(
                 store, collector.session, max_buffered=max_buffered, progress=progress
             )
-        finally:
-            spool.close()
-        collector.index.sort(key=lambda e: e.session_id)
-        split_names = list(options.export.split or {"train": 1.0})
-        # The Parquet files are encoded on a second thread (pyarrow releases the GIL) while
-        # this one reads the figures and draws the plots.
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="hf-parquet") as pool:
-            written = pool.submit(_write_files, data_dir, spool_path, collector, split_names)
-            figures, caught = _figures(store, engines, collector)
-            plots: list[str] = []
-            if options.plots:
-                from ise_es.projections.plots import write_plots
-
-                plots = [p.name for p in write_plots(figures.selection, stage)]
-            files = written.result()
-        spool_path.unlink()
+            rows.flush()
+            collector.index.sort(key=lambda e: e.session_id)
+            split_names = list(options.export.split or {"train": 1.0})
+            files: list[ParquetFile] = []
+            for split in split_names:
+                entries = [e for e in collector.index if e.split == split]
+                files += _write_split(data_dir, split, entries, rows, options)
+            _final_names(data_dir, files)
+        figures, caught = _figures(store, engines, collector)
         selection = collector.selection
         report = HfReport(
             folder=str(target),
@@ -476,11 +406,16 @@ def export_hf_dataset(
             position=position,
             read_models=caught,
         )
+        extra: list[str] = []
+        if options.plots:
+            from ise_es.projections.plots import write_plots
+
+            extra = [p.name for p in write_plots(figures.selection, stage)]
         (stage / "README.md").write_text(
-            render_card(options, report, figures, collector.provenance(), plots)
+            render_card(options, report, figures, collector.provenance(), extra)
         )
         database = engines.write.dialect.name
-        _write_manifest(stage, options, digest, report, [*plots, "README.md"], database)
+        _write_manifest(stage, options, digest, report, [*extra, "README.md"], database)
     report.seconds = time.perf_counter() - started
     return report
 

@@ -21,8 +21,6 @@ decoded. The tests hold the two to it against the JSONL export.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
-from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -36,7 +34,6 @@ __all__ = [
     "JSON_COLUMNS",
     "arrow_schema",
     "features_yaml",
-    "row_checker",
     "row_from_sample",
     "sample_from_row",
 ]
@@ -153,45 +150,6 @@ def row_from_sample(sample: dict[str, Any], fmt: str, session_id: str) -> dict[s
     if fmt == "middle":
         row["messages"] = [_encoded_calls(m) for m in sample["messages"]]
     return row
-
-
-def row_checker(schema: pa.Schema) -> Callable[[dict[str, Any]], None]:
-    """A check that a row has no key its schema lacks, down to messages and tool calls.
-
-    Converting Python rows to Arrow drops a key the struct type does not declare without a
-    word; a format that gains a key would lose it from every row. The check raises instead.
-    """
-
-    def fields(arrow_type: pa.DataType) -> frozenset[str]:
-        return frozenset(f.name for f in arrow_type)
-
-    top = frozenset(schema.names)
-    key = "conversations" if "conversations" in top else "messages"
-    message_type = schema.field(key).type.value_type
-    message = fields(message_type)
-    call = function = frozenset[str]()
-    if "tool_calls" in message:
-        call_type = message_type.field("tool_calls").type.value_type
-        call, function = fields(call_type), fields(call_type.field("function").type)
-
-    def check(row: dict[str, Any]) -> None:
-        # Set and map calls in C: this runs on every message of every row.
-        messages = row[key]
-        calls = [c for m in messages if (cs := m.get("tool_calls")) for c in cs]
-        if (
-            not top.issuperset(row)
-            or not all(map(message.issuperset, messages))
-            or not all(map(call.issuperset, calls))
-            or not all(map(function.issuperset, map(itemgetter("function"), calls)))
-        ):
-            keys = set(row) - top
-            for m in messages:
-                keys |= set(m) - message
-            for c in calls:
-                keys |= (set(c) - call) | (set(c["function"]) - function)
-            raise ValueError(f"key(s) {sorted(keys)} are not in the Parquet schema")
-
-    return check
 
 
 def _without_nulls(message: dict[str, Any]) -> dict[str, Any]:

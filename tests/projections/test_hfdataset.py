@@ -192,38 +192,3 @@ def test_refuses_a_folder_it_did_not_write(sqlite_url: str, tmp_path: Path) -> N
         "--middle-shape", "legacy", "--db", sqlite_url,
     )  # fmt: skip
     assert code == 2 and "current middle shape only" in err
-
-
-def _rows(i: int, **extra: Any) -> list[dict[str, Any]]:
-    message = {"role": "user", "content": f"turn of {i}", **extra}
-    return [{"session_id": f"s{i:04d}", "messages": [message], "tools": "[]"}] * (i % 3 + 1)
-
-
-def test_spool_gives_back_each_sessions_rows_and_refuses_unknown_keys(tmp_path: Path) -> None:
-    import pyarrow as pa
-
-    from ise_es.projections.hfdataset import SPOOL_ROWS, _Entry, _Spool
-
-    spool = _Spool(tmp_path / "rows.arrow", "openai")
-    entries = []
-    for i in range(3 * SPOOL_ROWS):  # several hand-overs to the spool's thread
-        rows = _rows(i)
-        entries.append(_Entry(f"s{i:04d}", "train", -1, 0, len(rows)))
-        spool.add(entries[-1], rows)
-    spool.close()
-    with pa.OSFile(str(tmp_path / "rows.arrow"), "rb") as source:
-        reader = pa.ipc.open_file(source)
-        assert reader.num_record_batches == len(entries)
-        for i, entry in enumerate(entries):
-            batch = reader.get_batch(entry.batch)
-            assert batch.num_rows == entry.rows
-            assert abs(entry.length - batch.nbytes) <= 0.1 * batch.nbytes  # bitmaps may round
-            assert batch.column("session_id").to_pylist() == [f"s{i:04d}"] * entry.rows
-            message = batch.column("messages").to_pylist()[0][0]
-            assert message["content"] == f"turn of {i}" and message["tool_calls"] is None
-
-    # A key the schema lacks fails the export (it is not silently dropped).
-    bad = _Spool(tmp_path / "bad.arrow", "openai")
-    with pytest.raises(ValueError, match="surprise"):
-        bad.add(_Entry("s0000", "train", -1, 0, 1), _rows(0, surprise=1)[:1])
-    bad.close()
