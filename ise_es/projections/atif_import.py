@@ -45,7 +45,7 @@ from ise_es.events import (
 )
 from ise_es.projections.atif import IMPORTER, NOT_EXECUTED, canonical_arguments
 from ise_es.projections.folder import MANIFEST
-from ise_es.projections.openclaw import FileResult, ParsedSession, append_session
+from ise_es.projections.openclaw import FileResult, ParsedSession, append_session, input_files
 from ise_es.store.base import EventStore, NewEvent
 
 __all__ = ["atif_files", "import_atif", "parse_atif"]
@@ -378,21 +378,9 @@ def parse_atif(path: str | Path) -> ParsedSession:
 
 
 def atif_files(paths: Iterable[str | Path]) -> list[Path]:
-    """Files named, and every *.json under directories named (not our manifest.json).
-
-    Raises:
-        InvalidInput: a path that does not exist.
-    """
-    out: list[Path] = []
-    for item in paths:
-        p = Path(item)
-        if p.is_dir():
-            out.extend(sorted(f for f in p.rglob("*.json") if f.is_file() and f.name != MANIFEST))
-        elif p.is_file():
-            out.append(p)
-        else:
-            raise InvalidInput(f"{p}: no such file or directory")
-    return out
+    """ATIF files: those named, and every *.json under directories named (not our
+    manifest.json)."""
+    return input_files(paths, (".json",), exclude=(MANIFEST,))
 
 
 def import_atif(store: EventStore, paths: Iterable[str | Path]) -> list[FileResult]:

@@ -41,7 +41,7 @@ from ise_es.events import (
     Usage,
     UserTurn,
 )
-from ise_es.projections.openclaw import FileResult, ParsedSession, append_session
+from ise_es.projections.openclaw import FileResult, ParsedSession, append_session, input_files
 from ise_es.store.base import EventStore, NewEvent
 
 __all__ = ["import_middle", "middle_files", "parse_middle", "parse_trajectory"]
@@ -328,23 +328,8 @@ def parse_middle(path: str | Path, *, skip_invalid: bool = False) -> list[Parsed
 
 
 def middle_files(paths: Iterable[str | Path]) -> list[Path]:
-    """Files named, and every *.json / *.jsonl under directories named, in a stable order.
-
-    Raises:
-        InvalidInput: a path that does not exist.
-    """
-    out: list[Path] = []
-    for item in paths:
-        p = Path(item)
-        if p.is_dir():
-            out.extend(
-                sorted(f for f in p.rglob("*") if f.is_file() and f.suffix in (".json", ".jsonl"))
-            )
-        elif p.is_file():
-            out.append(p)
-        else:
-            raise InvalidInput(f"{p}: no such file or directory")
-    return out
+    """Middle files: those named, and every *.json / *.jsonl under directories named."""
+    return input_files(paths, (".json", ".jsonl"))
 
 
 def import_middle(

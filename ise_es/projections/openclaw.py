@@ -69,6 +69,7 @@ __all__ = [
     "append_session",
     "import_openclaw",
     "infer_tool_schemas",
+    "input_files",
     "intent_id_from_name",
     "load_tool_schemas",
     "openclaw_files",
@@ -549,8 +550,11 @@ def parse_openclaw(
     )
 
 
-def openclaw_files(paths: Iterable[str | Path]) -> list[Path]:
-    """Files named, and every *.jsonl under directories named, in a stable order.
+def input_files(
+    paths: Iterable[str | Path], suffixes: tuple[str, ...], *, exclude: tuple[str, ...] = ()
+) -> list[Path]:
+    """Files named, and every file with one of `suffixes` under directories named (but the
+    names in `exclude`), in a stable order: what every importer reads.
 
     Raises:
         InvalidInput: a path that does not exist.
@@ -559,12 +563,23 @@ def openclaw_files(paths: Iterable[str | Path]) -> list[Path]:
     for item in paths:
         p = Path(item)
         if p.is_dir():
-            out.extend(sorted(f for f in p.rglob("*.jsonl") if f.is_file()))
+            out.extend(
+                sorted(
+                    f
+                    for f in p.rglob("*")
+                    if f.is_file() and f.suffix in suffixes and f.name not in exclude
+                )
+            )
         elif p.is_file():
             out.append(p)
         else:
             raise InvalidInput(f"{p}: no such file or directory")
     return out
+
+
+def openclaw_files(paths: Iterable[str | Path]) -> list[Path]:
+    """OpenClaw session files: those named, and every *.jsonl under directories named."""
+    return input_files(paths, (".jsonl",))
 
 
 def append_session(store: EventStore, path: str | Path, parsed: ParsedSession) -> FileResult:
