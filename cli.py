@@ -13,8 +13,10 @@ from typing import Any, TypeVar
 
 import click
 
+from ise_es.commands import db as _db
 from ise_es.commands import publish as _publish
 from ise_es.commands import record as _record
+from ise_es.commands import schemas as _schemas
 from ise_es.commands.common import db_option, reports_errors
 from ise_es.commands.imports import import_middle_command as _import_middle_command
 from ise_es.commands.options import apply as _apply
@@ -60,151 +62,11 @@ def main() -> None:
     """
 
 
-# ----------------------------------------------------------------------------- db
+# ----------------------------------------------------------------------------- store
 
-
-@main.group()
-def db() -> None:
-    """Create and migrate the store's schema (Alembic).
-
-    \b
-    Example:
-        ise-es db upgrade --db postgresql://postgres:secret@127.0.0.1/corpus
-        ise-es db current --db sqlite:///ise-es.db
-    """
-
-
-@db.command("upgrade")
-@db_option
-@click.argument("revision", default="head")
-@reports_errors
-def db_upgrade(db_url: str, revision: str) -> None:
-    """Migrate the store up to REVISION (default: the newest).
-
-    \b
-    Example:
-        ise-es db upgrade --db sqlite:///corpus.db
-    """
-    from ise_es.store import migrate
-
-    migrate.upgrade(db_url, revision)
-    click.echo(f"database at revision {migrate.current(db_url)}")
-
-
-@db.command("downgrade")
-@db_option
-@click.argument("revision", default="base")
-@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
-@reports_errors
-def db_downgrade(db_url: str, revision: str, yes: bool) -> None:
-    """Migrate the store down to REVISION (default: base, which DROPS every table).
-
-    \b
-    Example:
-        ise-es db downgrade 0001 --db sqlite:///corpus.db
-    """
-    from ise_es.store import migrate
-
-    if revision == "base" and not yes:
-        click.confirm(f"Drop every ise-es table in {db_url}?", abort=True)
-    migrate.downgrade(db_url, revision)
-    click.echo(f"database at revision {migrate.current(db_url) or 'base (empty)'}")
-
-
-@db.command("current")
-@db_option
-@reports_errors
-def db_current(db_url: str) -> None:
-    """Print the store's schema revision and the newest one this ise-es knows.
-
-    \b
-    Example:
-        ise-es db current --db sqlite:///corpus.db
-    """
-    from ise_es.store import migrate
-
-    have, want = migrate.current(db_url), migrate.head()
-    click.echo(
-        f"{have or 'none'} (head: {want}){'' if have == want else ' - run `ise-es db upgrade`'}"
-    )
-
-
-@db.command("history")
-@reports_errors
-def db_history() -> None:
-    """List the migrations, oldest first.
-
-    \b
-    Example:
-        ise-es db history
-    """
-    from ise_es.store import migrate
-
-    for revision, down, message in migrate.history():
-        click.echo(f"{down or 'base'} -> {revision}  {message.splitlines()[0] if message else ''}")
-
-
-# ----------------------------------------------------------------------------- verify
-
-
-@main.command()
-@db_option
-@reports_errors
-def verify(db_url: str) -> None:
-    """Re-walk every stream's hash chain and check it against the stream heads.
-
-    Exits 1 and names the first broken stream/version when anything was altered or cut off.
-
-    \b
-    Example:
-        ise-es verify --db sqlite:///corpus.db
-    """
-    from ise_es.store.sql import open_store
-
-    with open_store(db_url) as store:
-        report = store.verify()
-        lag = store.oldest_open_transaction_age()
-    if lag is not None and lag > 5:
-        click.echo(
-            f"note: the oldest open write transaction is {lag:.0f} s old (holds readers back)"
-        )
-    if report.ok:
-        click.echo(f"ok: {report.streams} streams, {report.events} events verified")
-        return
-    for problem in report.problems:
-        click.echo(f"BROKEN {problem}", err=True)
-    raise SystemExit(1)
-
-
-# ----------------------------------------------------------------------------- schemas
-
-
-@main.group()
-def schemas() -> None:
-    """JSON Schemas of the event payloads and export formats.
-
-    \b
-    Example:
-        ise-es schemas export --dir schemas
-    """
-
-
-@schemas.command("export")
-@click.option("--dir", "directory", default="schemas", show_default=True, type=click.Path())
-@reports_errors
-def schemas_export(directory: str) -> None:
-    """Write the JSON Schemas generated from the code into DIR.
-
-    \b
-    Example:
-        ise-es schemas export --dir schemas
-    """
-    from pathlib import Path
-
-    from ise_es.schema_export import write_schemas
-
-    for path in write_schemas(Path(directory)):
-        click.echo(f"wrote {path}")
+main.add_command(_db.db_group)
+main.add_command(_db.verify_command)
+main.add_command(_schemas.schemas_group)
 
 
 # ----------------------------------------------------------------------------- record

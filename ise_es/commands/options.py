@@ -2,12 +2,15 @@
 
 `role_options(role)` is the one list of `--ROLE-*` flags; every command that reaches a model
 (`record`, `intents generate`, `intents personas`) applies it and passes the collected values to
-`ise_es.llm.roles.role_config_from_options`, so a flag means the same thing in each.
+`ise_es.llm.roles.role_config_from_options` (the one RoleConfig builder), so a flag means the
+same thing in each. `workers_option`, `sandbox_option` and `templates_dir_option` are the one
+declaration of those flags; each command says only its default and help.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, MutableMapping
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
@@ -17,9 +20,60 @@ from ise_es.llm.roles import DEFAULT_BASE_URL, NO_KEY, default_key_env
 if TYPE_CHECKING:
     from ise_es.web.settings import WebSettings
 
-__all__ = ["WEB_OPTION_NAMES", "apply", "role_options", "web_options", "web_settings"]
+__all__ = [
+    "SANDBOX_BACKENDS",
+    "WEB_OPTION_NAMES",
+    "apply",
+    "role_options",
+    "sandbox_option",
+    "templates_dir_option",
+    "web_options",
+    "web_settings",
+    "workers_option",
+]
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+SANDBOX_BACKENDS = ("local", "docker")
+"""The backend registry's names (`ise_es.sandbox.BACKENDS`), repeated so that `--help` does not
+load the sandbox package (tests/test_startup.py); tests/test_help.py keeps every `--sandbox`
+option's choices equal to the registry."""
+
+
+def sandbox_option(name: str, *, default: str | None, help: str | None = None) -> Callable[[F], F]:
+    """`--sandbox` (one of the registered backends), passed to the command as `name`."""
+    return click.option(
+        "--sandbox",
+        name,
+        type=click.Choice(SANDBOX_BACKENDS),
+        default=default,
+        show_default=default is not None,
+        help=help,
+    )
+
+
+def workers_option(*, default: int, maximum: int, help: str | None = None) -> Callable[[F], F]:
+    """`--workers N`: how many things (sessions, renders) a command runs at once."""
+    return click.option(
+        "--workers",
+        type=click.IntRange(1, maximum),
+        default=default,
+        show_default=True,
+        help=help,
+    )
+
+
+def templates_dir_option(
+    help: str = "Where template names are looked up first (default: ./fixtures/templates); the "
+    "shipped templates come after it.",
+) -> Callable[[F], F]:
+    """`--templates-dir DIR`, a Path or None."""
+    return click.option(
+        "--templates-dir",
+        type=click.Path(file_okay=False, path_type=Path),
+        default=None,
+        help=help,
+    )
 
 
 def role_options(role: str) -> list[Callable[[F], F]]:
@@ -81,6 +135,11 @@ def web_options() -> list[Callable[[F], F]]:
     """`--web live|fixture|off` and the `--web-*` egress and search options (docs/threat-model.md
     explains the policy). The defaults repeat `ise_es.web.WebLimits` so `--help` stays fast; a
     test keeps them equal."""
+    return [*_web_policy_options(), *_web_limit_options()]
+
+
+def _web_policy_options() -> list[Callable[[F], F]]:
+    """What the agent's web is and where it may reach."""
     return [
         click.option(
             "--web",
@@ -130,6 +189,12 @@ def web_options() -> list[Callable[[F], F]]:
             help="Environment variable holding the provider's API key (default: "
             "SERPER_API_KEY, BRAVE_SEARCH_API_KEY).",
         ),
+    ]
+
+
+def _web_limit_options() -> list[Callable[[F], F]]:
+    """How much of the web a fetch and a session may take."""
+    return [
         click.option(
             "--web-fetch-max-bytes",
             type=click.IntRange(1),
