@@ -17,6 +17,7 @@ from ise_es.commands import db as _db
 from ise_es.commands import publish as _publish
 from ise_es.commands import record as _record
 from ise_es.commands import schemas as _schemas
+from ise_es.commands import sessions as _sessions
 from ise_es.commands.common import db_option, reports_errors
 from ise_es.commands.imports import import_middle_command as _import_middle_command
 from ise_es.commands.options import apply as _apply
@@ -78,84 +79,7 @@ main.add_command(_record.queue_group)
 
 # ----------------------------------------------------------------------------- sessions
 
-
-@main.group()
-def sessions() -> None:
-    """Browse recorded sessions.
-
-    \b
-    Example:
-        ise-es sessions list --status completed
-        ise-es sessions show 3f2a9c1e0b7d4e21
-    """
-
-
-@sessions.command("list")
-@db_option
-@click.option(
-    "--status",
-    type=click.Choice(["completed", "turn_cap", "stalled", "error", "interrupted", "running"]),
-    default=None,
-    help="Only sessions that ended with this status (running: not ended).",
-)
-@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
-@reports_errors
-def sessions_list(db_url: str, status: str | None, as_json: bool) -> None:
-    """List sessions: id, status, user turns, tool calls, started, duration, intent.
-
-    One line per session with the session id whole, in a terminal of any width and in a pipe;
-    a running session (started, not ended) shows its turns and tool calls so far.
-
-    \b
-    Example:
-        ise-es sessions list --status completed --json
-    """
-    import os
-
-    from ise_es.simulate.browse import list_sessions, print_session_table, terminal_width
-    from ise_es.store.sql import open_store
-
-    with open_store(db_url) as store:
-        rows = list_sessions(store, status=status)
-    if as_json:
-        import msgspec
-
-        for row in rows:
-            click.echo(msgspec.json.encode(row).decode())
-    else:
-        width = terminal_width(sys.stdout, os.environ)
-        bold = width is not None and "NO_COLOR" not in os.environ
-        print_session_table(rows, width=width, bold_header=bold)
-
-
-@sessions.command("show")
-@db_option
-@click.argument("session_id")
-@click.option("--json", "as_json", is_flag=True, help="The session's events as JSON lines.")
-@reports_errors
-def sessions_show(db_url: str, session_id: str, as_json: bool) -> None:
-    """Show one session: the conversation, tool calls, outputs, exit codes and file changes.
-
-    SESSION_ID is the full id or a unique prefix of at least 4 characters (as for `replay`).
-    A session still being recorded ends with its live turn and tool-call counts.
-
-    \b
-    Example:
-        ise-es sessions show 3f2a9c1e0b7d4e21
-        ise-es sessions show 3f2a --json
-    """
-    from ise_es.simulate.browse import print_session, session_events
-    from ise_es.store.sql import open_store
-
-    with open_store(db_url) as store:
-        events = session_events(store, session_id)
-    if as_json:
-        import msgspec
-
-        for event in events:
-            click.echo(msgspec.json.encode(event).decode())
-    else:
-        print_session(events)
+main.add_command(_sessions.sessions_group)
 
 
 # ----------------------------------------------------------------------------- replay

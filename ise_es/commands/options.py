@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "SANDBOX_BACKENDS",
+    "SESSION_STATUSES",
     "WEB_OPTION_NAMES",
     "apply",
     "role_options",
@@ -33,6 +34,9 @@ __all__ = [
 ]
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+SESSION_STATUSES = ("completed", "turn_cap", "stalled", "error", "interrupted")
+"""How a session can end (`SessionEnded.status`), in the order the options list them."""
 
 SANDBOX_BACKENDS = ("local", "docker")
 """The backend registry's names (`ise_es.sandbox.BACKENDS`), repeated so that `--help` does not

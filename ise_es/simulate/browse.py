@@ -6,47 +6,27 @@ intent id is shortened with an ellipsis only in a terminal too narrow for it, an
 not a terminal (a pipe, a file) gets every row on one line, whole. A session that has started and
 not ended is `running`, and its turn and tool-call counts are read live from its stream.
 
-The table is plain text and rich is imported only by `print_session` (`sessions show`), so
-`sessions list` starts without loading rich.
+This module returns data (rows, the table's lines, a session's events); ise_es/commands/
+sessions.py prints them.
 """
 
 from __future__ import annotations
 
-import json
-import shutil
-import sys
 import unicodedata
-from collections.abc import Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, TextIO
+from collections.abc import Iterable, Sequence
 
 import msgspec
 
-from ise_es.events import (
-    AgentMessage,
-    Event,
-    FsDiff,
-    OutputChunk,
-    SessionEnded,
-    SessionStarted,
-    ToolCallFinished,
-    ToolCallStarted,
-    UserTurn,
-)
+from ise_es.events import Event, SessionEnded, SessionStarted, ToolCallStarted, UserTurn
 from ise_es.store.base import EventStore
 from ise_es.store.resolve import resolve_session_stream
-
-if TYPE_CHECKING:
-    from rich.console import Console
 
 __all__ = [
     "SessionRow",
     "format_session_table",
     "list_sessions",
     "live_counts",
-    "print_session",
-    "print_session_table",
     "session_events",
-    "terminal_width",
 ]
 
 MIN_INTENT_WIDTH = 8
@@ -179,30 +159,6 @@ def format_session_table(rows: Sequence[SessionRow], *, width: int | None = None
     return lines
 
 
-def print_session_table(
-    rows: Sequence[SessionRow], *, width: int | None = None, bold_header: bool = False
-) -> None:
-    """Print `format_session_table(rows, width=width)` on stdout (plain text: no rich, so
-    `sessions list` starts without loading it)."""
-    lines = format_session_table(rows, width=width)
-    if bold_header:
-        lines[0] = f"\x1b[1m{lines[0]}\x1b[0m"
-    sys.stdout.write("\n".join(lines) + "\n")
-
-
-def terminal_width(stream: TextIO, environ: Mapping[str, str]) -> int | None:
-    """The width to fit a table to: the terminal's, or None when `stream` is not a terminal.
-
-    TTY_COMPATIBLE=1/0 says whether it is one, as it does for rich (which prints `sessions
-    show`), so both commands agree; COLUMNS overrides the width, as everywhere.
-    """
-    forced = environ.get("TTY_COMPATIBLE", "")
-    if forced == "0" or (forced != "1" and not stream.isatty()):
-        return None
-    columns = environ.get("COLUMNS", "")
-    return int(columns) if columns.isdigit() else shutil.get_terminal_size().columns
-
-
 def session_events(store: EventStore, session_id: str) -> list[Event]:
     """The events of the session a full id, `session-<id>` or a unique prefix names.
 
@@ -210,71 +166,3 @@ def session_events(store: EventStore, session_id: str) -> list[Event]:
         InvalidInput: no such session, or the prefix is ambiguous.
     """
     return [e.data for e in store.read_stream(resolve_session_stream(store, session_id))]
-
-
-def _clip(text: str, limit: int = 2000) -> str:
-    return text if len(text) <= limit else text[:limit] + f"\n... ({len(text) - limit} more chars)"
-
-
-def print_session(events: Sequence[Event], console: Console | None = None) -> None:
-    """The conversation, tool calls, outputs, exit codes and file changes, in order; a session
-    that has not ended closes with its live counts."""
-    from rich.console import Console
-    from rich.markup import escape
-
-    out = console or Console()
-    ended = False
-    names: dict[str, str] = {}
-    for event in events:
-        if isinstance(event, SessionStarted):
-            out.rule(f"session {event.session_id}")
-            out.print(f"[bold]intent[/] {escape(event.intent_id)}: {escape(event.intent)}")
-            out.print(
-                f"[dim]sandbox {event.sandbox_backend}, template {event.template} "
-                f"({event.template_digest[:19]}), attempt {event.attempt}[/]"
-            )
-        elif isinstance(event, UserTurn):
-            tag = " (closing)" if event.completed else ""
-            out.print(f"\n[bold cyan]user[/] [dim]turn {event.turn}{tag}[/]\n{escape(event.text)}")
-        elif isinstance(event, AgentMessage):
-            if event.reasoning:
-                out.print(f"[dim italic]thinking: {escape(_clip(event.reasoning, 400))}[/]")
-            if event.text:
-                out.print(f"[bold green]agent[/]\n{escape(event.text)}")
-        elif isinstance(event, ToolCallStarted):
-            names[event.call_id] = event.tool
-            try:
-                args = json.dumps(json.loads(event.arguments), ensure_ascii=False)
-            except ValueError:
-                args = event.arguments
-            out.print(f"[bold magenta]> {event.tool}[/] {escape(_clip(args, 300))}")
-        elif isinstance(event, ToolCallFinished):
-            status = (
-                "timed out"
-                if event.timed_out
-                else (
-                    f"exit {event.exit_code}"
-                    if event.exit_code is not None
-                    else ("error" if event.is_error else "ok")
-                )
-            )
-            colour = (
-                "red"
-                if event.is_error or event.timed_out or (event.exit_code or 0) != 0
-                else "green"
-            )
-            out.print(f"  [{colour}]{status}[/] [dim]{event.duration_ms:.0f} ms[/]")
-            if event.result_text:
-                out.print(escape(_clip(event.result_text)), style="dim")
-        elif isinstance(event, FsDiff):
-            for change in event.changes:
-                size = f" {change.size} B" if change.size is not None else ""
-                out.print(f"  [yellow]{change.kind}[/] {escape(change.path)}{size}")
-        elif isinstance(event, SessionEnded):
-            ended = True
-            out.rule(f"{event.status}: {escape(event.reason)}")
-        elif isinstance(event, OutputChunk):
-            continue
-    if not ended:
-        turns, calls = live_counts(events)
-        out.rule(f"running: {turns} user turns, {calls} tool calls so far")
