@@ -16,6 +16,7 @@ import click
 from ise_es.commands import db as _db
 from ise_es.commands import publish as _publish
 from ise_es.commands import record as _record
+from ise_es.commands import replay as _replay
 from ise_es.commands import schemas as _schemas
 from ise_es.commands import sessions as _sessions
 from ise_es.commands.common import db_option, reports_errors
@@ -84,104 +85,7 @@ main.add_command(_sessions.sessions_group)
 
 # ----------------------------------------------------------------------------- replay
 
-
-@main.command()
-@db_option
-@click.argument("session_id", required=False)
-@click.option("--all", "all_sessions", is_flag=True, help="Replay every session (see --status).")
-@click.option(
-    "--status",
-    type=click.Choice(["completed", "turn_cap", "stalled", "error", "interrupted", "running"]),
-    default=None,
-    help="With --all: only sessions that ended so (running: never ended, e.g. after kill -9).",
-)
-@click.option(
-    "--workers",
-    type=click.IntRange(1, 64),
-    default=1,
-    show_default=True,
-    help="With --all: sessions replayed at once, each in its own sandbox.",
-)
-@click.option(
-    "--sandbox",
-    "backend",
-    type=click.Choice(["local", "docker"]),
-    default=None,
-    help="Replay on this backend (default: the one the session was recorded on).",
-)
-@templates_dir_option
-@click.option(
-    "--allow-template-change",
-    is_flag=True,
-    help="Replay even when the template's digest changed since recording, and report the "
-    "differences (default: refuse).",
-)
-@click.option(
-    "--normalize",
-    multiple=True,
-    metavar="NAME",
-    help="Switch a normalizer on (after --no-normalize all). Names: ansi, temp-paths, "
-    "timestamps, durations, ids, pids, hostnames.",
-)
-@click.option(
-    "--no-normalize",
-    multiple=True,
-    metavar="NAME",
-    help="Switch a normalizer off; `all` for every one (all are on by default).",
-)
-@click.option("--stop-at-first", is_flag=True, help="Stop at the first diverged step.")
-@click.option("--json", "as_json", is_flag=True, help="The report as JSON on stdout.")
-@reports_errors
-def replay(
-    db_url: str,
-    session_id: str | None,
-    all_sessions: bool,
-    status: str | None,
-    workers: int,
-    backend: str | None,
-    templates_dir: Path | None,
-    allow_template_change: bool,
-    normalize: tuple[str, ...],
-    no_normalize: tuple[str, ...],
-    stop_at_first: bool,
-    as_json: bool,
-) -> None:
-    """Re-execute recorded tool calls in a fresh sandbox and report every divergence.
-
-    Each step is identical, equivalent (equal after normalizers, which are named) or diverged
-    (with a diff). The replay is recorded as a replay-<id> stream; the session is never changed.
-    Exit status: 0 every step identical or equivalent, 1 a step diverged or could not be
-    checked, 2 the replay could not run.
-
-    \b
-    Example:
-        ise-es replay 3f2a9c1e0b7d4e21
-        ise-es replay 3f2a --no-normalize all --stop-at-first --json
-        ise-es replay --all --status completed --workers 2
-        ise-es replay 3f2a9c1e0b7d4e21 --sandbox docker
-    """
-    from ise_es.errors import ReplayError
-    from replay.command import run_replay
-
-    try:
-        code = run_replay(
-            db_url,
-            session_id,
-            all_sessions=all_sessions,
-            status=status,
-            workers=workers,
-            backend=backend,
-            templates_dir=str(templates_dir) if templates_dir else None,
-            allow_template_change=allow_template_change,
-            normalize=normalize,
-            no_normalize=no_normalize,
-            stop_at_first=stop_at_first,
-            as_json=as_json,
-        )
-    except ReplayError as e:
-        click.echo(f"Error: {e}", err=True)
-        sys.exit(2)
-    sys.exit(code)
+main.add_command(_replay.replay_command)
 
 
 # ----------------------------------------------------------------------------- project

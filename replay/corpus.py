@@ -1,9 +1,9 @@
 """`ise-es replay --all`: every (matching) session replayed, `workers` at a time, each in its own
-sandbox, with a progress display and a summary of outcomes and divergence causes."""
+sandbox, and a summary of outcomes and divergence causes (data: ise_es/commands/replay.py shows
+the progress and prints the summary)."""
 
 from __future__ import annotations
 
-import threading
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -12,10 +12,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
-from rich.console import Console
-from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
 from ise_es.errors import IseEsError
 from ise_es.events import SessionEnded, SessionStarted
@@ -28,9 +24,7 @@ __all__ = [
     "OUTCOMES",
     "CorpusReport",
     "outcome_of",
-    "print_corpus_summary",
     "replay_all",
-    "replay_all_with_progress",
     "select_sessions",
 ]
 
@@ -200,83 +194,4 @@ def replay_all(
     pool.shutdown(wait=True)
     return CorpusReport(
         [r for r in results if r is not None], time.monotonic() - began, imported_skipped=imported
-    )
-
-
-def replay_all_with_progress(
-    store: EventStore,
-    options: ReplayOptions | None = None,
-    *,
-    status: str | None = None,
-    workers: int = 1,
-    console: Console | None = None,
-) -> CorpusReport:
-    """`replay_all` with a rich progress bar (on `console`, stderr by default)."""
-    console = console or Console(stderr=True)
-    total = len(select_sessions(store, status=status, include_imported=False))
-    lock = threading.Lock()
-    tally: Counter[str] = Counter()
-    steps = 0
-    began = time.monotonic()
-    progress = Progress(
-        TextColumn("[bold]replaying"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[detail]}"),
-        TimeElapsedColumn(),
-        console=console,
-    )
-    task = progress.add_task("replay", total=total, detail="")
-
-    def on_done(report: ReplayReport) -> None:
-        nonlocal steps
-        with lock:
-            tally[outcome_of(report)] += 1
-            steps += len(report.steps)
-            rate = steps / max(time.monotonic() - began, 1e-9)
-            detail = "  ".join(f"{k} {tally[k]}" for k in OUTCOMES) + f"  ({rate:.1f} steps/s)"
-        progress.update(task, advance=1, detail=detail)
-
-    with progress:
-        report = replay_all(store, options, status=status, workers=workers, on_done=on_done)
-    return report
-
-
-def print_corpus_summary(corpus: CorpusReport, console: Console | None = None) -> None:
-    console = console or Console()
-    summary = corpus.summary()
-    table = Table(title="replay summary", show_header=True, header_style="bold")
-    table.add_column("sessions")
-    table.add_column("count", justify="right")
-    for outcome, n in summary["outcomes"].items():
-        table.add_row(outcome, str(n))
-    console.print(table)
-    causes = summary["divergence_causes"]
-    if causes:
-        cause_table = Table(title="most frequent divergence causes", header_style="bold")
-        cause_table.add_column("tool field")
-        cause_table.add_column("sessions", justify="right")
-        for cause, n in causes.items():
-            cause_table.add_row(cause, str(n))
-        console.print(cause_table)
-    if summary["normalizers_fired"]:
-        console.print(
-            "normalizers that made steps equivalent (sessions): "
-            + ", ".join(f"{k} {v}" for k, v in summary["normalizers_fired"].items()),
-            highlight=False,
-        )
-    if corpus.imported_skipped:
-        console.print(
-            f"{corpus.imported_skipped} imported session(s) left out: they never ran in an "
-            "ise-es sandbox (replay one with --sandbox local to try)",
-            highlight=False,
-        )
-    for reason, n in summary["failures"].items():
-        console.print(f"[yellow]failed[/] x{n}: {escape(reason)}", highlight=False)
-    rate = summary["step_determinism"]
-    console.print(
-        f"{summary['sessions']} sessions, {summary['steps']} steps, step determinism "
-        + (f"{100 * rate:.1f}%" if rate is not None else "-")
-        + f", {summary['seconds']:.1f} s wall",
-        highlight=False,
     )

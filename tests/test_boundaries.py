@@ -58,10 +58,6 @@ EXCEPTIONS: dict[tuple[str, str], str] = {
         "projections/run.py open_projection_store opens the store for the projection commands:"
         " presentation code that moves to ise_es/commands (issue 16 point 1)"
     ),
-    ("replay", "ise_es.store.sql"): (
-        "replay/command.py opens the store for `ise-es replay`: presentation code that moves "
-        "to ise_es/commands (issue 16 point 1)"
-    ),
 }
 
 RANK = {pkg: i for i, (_, pkgs) in enumerate(LAYERS) for pkg in pkgs}
