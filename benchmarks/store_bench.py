@@ -21,8 +21,10 @@ load average is printed at both ends. Compare ratios, not absolute figures.
 from __future__ import annotations
 
 import argparse
+import json
 import multiprocessing as mp
 import os
+import resource
 import sqlite3
 import sys
 import tempfile
@@ -57,13 +59,14 @@ def streams_for(n: int) -> list[str]:
 # ---------------------------------------------------------------------------- contestants
 
 
-def ise_es_writer(url: str, stream_ids: list[str]) -> None:
+def ise_es_writer(url: str, stream_ids: list[str], tick: Tick) -> None:
     store = open_store(url)
     events = [payload_event(i) for i in range(EVENTS_PER_STREAM)]
     for sid in stream_ids:
         version = 0
         for b in range(0, EVENTS_PER_STREAM, BATCH):
             store.append(f"session-{sid}", [NewEvent(e) for e in events[b : b + BATCH]], version)
+            tick()
             version += BATCH
     store.close()
 
@@ -102,7 +105,7 @@ def _es_payload() -> bytes:
     return encode_payload(payload_event(0))
 
 
-def es_sqlite_writer(path: str, stream_ids: list[str]) -> None:
+def es_sqlite_writer(path: str, stream_ids: list[str], tick: Tick) -> None:
     from eventsourcing.persistence import StoredEvent
     from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteDatastore
 
@@ -114,6 +117,7 @@ def es_sqlite_writer(path: str, stream_ids: list[str]) -> None:
             recorder.insert_events(
                 [StoredEvent(oid, v + 1, "bench:Event", state) for v in range(b, b + BATCH)]
             )
+            tick()
 
 
 def es_sqlite_reader(path: str) -> int:
@@ -138,7 +142,7 @@ def _es_pg(dsn: dict[str, str]) -> object:
     return PostgresApplicationRecorder(datastore)
 
 
-def es_pg_writer(dsn: dict[str, str], stream_ids: list[str]) -> None:
+def es_pg_writer(dsn: dict[str, str], stream_ids: list[str], tick: Tick) -> None:
     from eventsourcing.persistence import StoredEvent
 
     recorder = _es_pg(dsn)
@@ -180,7 +184,7 @@ def raw_rows(sid: str, first: int) -> list[tuple[object, ...]]:
     ]
 
 
-def raw_sqlite_writer(path: str, stream_ids: list[str]) -> None:
+def raw_sqlite_writer(path: str, stream_ids: list[str], tick: Tick) -> None:
     conn = sqlite3.connect(path, isolation_level=None, timeout=60)
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=FULL")
@@ -193,10 +197,11 @@ def raw_sqlite_writer(path: str, stream_ids: list[str]) -> None:
             conn.execute("BEGIN")
             conn.execute(sql, [value for row in raw_rows(sid, b) for value in row])
             conn.execute("COMMIT")
+            tick()
     conn.close()
 
 
-def raw_pg_writer(url: str, stream_ids: list[str]) -> None:
+def raw_pg_writer(url: str, stream_ids: list[str], tick: Tick) -> None:
     sql = f"INSERT INTO raw_events ({RAW_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"
     with psycopg.connect(url) as conn:
         for sid in stream_ids:
@@ -219,21 +224,89 @@ def _written_bytes() -> int:
         return 0
 
 
-def _measured(target: Callable[..., None], arg: object, share: list[str], out: Any) -> None:
-    before = _written_bytes()
-    target(arg, share)
-    out.put(_written_bytes() - before)
+Tick = Callable[[], None]
+"""Called by a writer after each append (the WAL counter's hook)."""
+
+
+def _no_tick() -> None:
+    pass
+
+
+class WalCounter:
+    """WAL frames (pages) an SQLite writer appends, read from the WAL index after each append.
+
+    The -shm file starts with the WAL index header, whose mxFrame (a native u32 at byte 16)
+    is the number of valid frames in the WAL. A checkpoint restarts the WAL, after which
+    mxFrame counts from zero again, so a decrease means "restarted, these are new". The file
+    is opened once and never closed while the writer runs: closing a descriptor of a file
+    drops every POSIX lock this process holds on it, SQLite's included.
+    """
+
+    def __init__(self, db_path: str) -> None:
+        self.shm = db_path + "-shm"
+        self.fd: int | None = None
+        self.last = 0
+        self.frames = 0
+
+    def _read(self) -> int:
+        assert self.fd is not None
+        return int.from_bytes(os.pread(self.fd, 4, 16), sys.byteorder)
+
+    def tick(self) -> None:
+        if self.fd is None:
+            self.fd = os.open(self.shm, os.O_RDONLY)
+            self.last = 0
+        now = self._read()
+        self.frames += now if now < self.last else now - self.last
+        self.last = now
+
+
+def _cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def measure_writer(
+    target: Callable[..., None], arg: object, share: list[str], wal_db: str | None
+) -> tuple[int, float, int]:
+    """Run one writer here: (bytes to storage, CPU seconds, WAL frames)."""
+    counter = WalCounter(wal_db) if wal_db else None
+    before, cpu = _written_bytes(), _cpu_seconds()
+    target(arg, share, counter.tick if counter else _no_tick)
+    return _written_bytes() - before, _cpu_seconds() - cpu, counter.frames if counter else 0
+
+
+def _measured(
+    target: Callable[..., None], arg: object, share: list[str], wal_db: str | None, out: Any
+) -> None:
+    out.put(measure_writer(target, arg, share, wal_db))
+
+
+class Usage:
+    """What a group of writer processes used."""
+
+    def __init__(self, seconds: float, results: list[tuple[int, float, int]]) -> None:
+        self.seconds = seconds
+        self.written = sum(r[0] for r in results)
+        self.cpu = sum(r[1] for r in results)
+        self.frames = sum(r[2] for r in results)
 
 
 def run_writers(
-    target: Callable[..., None], arg: object, stream_ids: list[str], writers: int
-) -> tuple[float, int]:
+    target: Callable[..., None],
+    arg: object,
+    stream_ids: list[str],
+    writers: int,
+    wal_db: str | None = None,
+) -> Usage:
     """Wall-clock seconds for `writers` processes to write their share of the streams, and
-    the bytes they wrote to storage."""
+    the bytes, CPU and WAL frames they used."""
     ctx = mp.get_context("fork")
     shares = [stream_ids[i::writers] for i in range(writers)]
     out = ctx.SimpleQueue()
-    procs = [ctx.Process(target=_measured, args=(target, arg, share, out)) for share in shares]
+    procs = [
+        ctx.Process(target=_measured, args=(target, arg, share, wal_db, out)) for share in shares
+    ]
     start = time.perf_counter()
     for p in procs:
         p.start()
@@ -242,7 +315,73 @@ def run_writers(
         if p.exitcode != 0:
             raise SystemExit(f"{target.__name__} failed with exit code {p.exitcode}")
     seconds = time.perf_counter() - start
-    return seconds, sum(out.get() for _ in procs)
+    return Usage(seconds, [out.get() for _ in procs])
+
+
+# A baseline: another checkout's ise-es (`--baseline TREE`, e.g. a git worktree of an older
+# commit), run by a fork server that imported that tree's ise_es once, so its writers start
+# the way this tree's do (forked from a process with everything imported) and the two are
+# interleaved in the same run. Protocol: one JSON request per line on stdin, one JSON reply
+# per line on stdout.
+BASELINE_SERVER = r"""
+import json, os, sys
+tree, bench_dir = sys.argv[1], sys.argv[2]
+sys.path.insert(0, tree)
+import ise_es.store.sql, ise_es.store.migrate  # the baseline's, before the bench imports
+sys.path.insert(1, bench_dir)
+import store_bench as sb
+reply = sys.stdout
+sys.stdout = sys.stderr
+for line in sys.stdin:
+    req = json.loads(line)
+    if req["op"] == "upgrade":
+        ise_es.store.migrate.upgrade(req["url"])
+        result = None
+    else:
+        ids, writers, wal_db = req["ids"], req["writers"], req["wal_db"]
+        usage = sb.run_writers(sb.ise_es_writer, req["url"], ids, writers, wal_db)
+        result = [usage.seconds, usage.written, usage.cpu, usage.frames]
+    reply.write(json.dumps(result) + "\n")
+    reply.flush()
+"""
+
+
+class BaselineServer:
+    def __init__(self, tree: str) -> None:
+        import subprocess
+
+        self.tree = tree
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", BASELINE_SERVER, tree, str(Path(__file__).parent)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+
+    def call(self, **request: Any) -> Any:
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.proc.stdin.write(json.dumps(request) + "\n")
+        self.proc.stdin.flush()
+        line = self.proc.stdout.readline()
+        if not line:
+            raise SystemExit(f"the baseline server for {self.tree} died")
+        return json.loads(line)
+
+    def writer(self, url: str) -> Callable[..., Usage]:
+        """A writer group for `run`: the baseline's ise-es appending to `url`."""
+
+        def write(ids: list[str], writers: int, wal_db: str | None) -> Usage:
+            seconds, written, cpu, frames = self.call(
+                op="write", url=url, ids=ids, writers=writers, wal_db=wal_db
+            )
+            return Usage(seconds, [(written, cpu, frames)])
+
+        return write
+
+    def close(self) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.close()
+        self.proc.wait(30)
 
 
 def timed(fn: Callable[[], int]) -> tuple[int, float]:
@@ -276,12 +415,31 @@ def dsn_of(url: str) -> dict[str, str]:
 
 
 class Contestant:
-    """One appender: a writer function, its target, how many processes share the streams."""
+    """One appender: a writer function, its target, how many processes share the streams, and
+    the SQLite file whose WAL frames are counted (None on PostgreSQL)."""
 
-    def __init__(self, name: str, writer: Callable[..., None], target: object, procs: int) -> None:
-        self.name, self.writer, self.target, self.procs = name, writer, target, procs
-        self.seconds = 0.0
-        self.written = 0
+    def __init__(
+        self,
+        name: str,
+        writer: Callable[..., None],
+        target: object,
+        procs: int,
+        wal_db: str | None = None,
+        group: Callable[[list[str], int, str | None], Usage] | None = None,
+    ) -> None:
+        self.name, self.procs, self.wal_db = name, procs, wal_db
+        self.group = group or (
+            lambda ids, procs, wal_db: run_writers(writer, target, ids, procs, wal_db)
+        )
+        self.seconds = self.cpu = 0.0
+        self.written = self.frames = 0
+
+    def write(self, ids: list[str]) -> None:
+        usage = self.group(ids, self.procs, self.wal_db)
+        self.seconds += usage.seconds
+        self.written += usage.written
+        self.cpu += usage.cpu
+        self.frames += usage.frames
 
 
 class Reader:
@@ -289,7 +447,9 @@ class Reader:
         self.name, self.read, self.before = name, read, before
 
 
-def sqlite_setup(tmp: Path) -> tuple[list[Contestant], list[Reader]]:
+def sqlite_setup(
+    tmp: Path, baselines: list[BaselineServer]
+) -> tuple[list[Contestant], list[Reader]]:
     url = f"sqlite:///{tmp / 'ise.db'}"
     migrate.upgrade(url)
     es_path = str(tmp / "es.db")
@@ -304,10 +464,16 @@ def sqlite_setup(tmp: Path) -> tuple[list[Contestant], list[Reader]]:
     with sqlite3.connect(raw_path) as c:
         c.execute(RAW_TABLE.format(pk="INTEGER PRIMARY KEY", real="REAL"))
     contestants = [
-        Contestant("ise-es sqlite append (1 writer)", ise_es_writer, url, 1),
-        Contestant("eventsourcing sqlite append", es_sqlite_writer, es_path, 1),
-        Contestant("raw floor sqlite", raw_sqlite_writer, raw_path, 1),
+        Contestant("ise-es sqlite append (1 writer)", ise_es_writer, url, 1, str(tmp / "ise.db")),
+        Contestant("eventsourcing sqlite append", es_sqlite_writer, es_path, 1, es_path),
+        Contestant("raw floor sqlite", raw_sqlite_writer, raw_path, 1, raw_path),
     ]
+    for i, server in enumerate(baselines):
+        path = str(tmp / f"baseline{i}.db")
+        server.call(op="upgrade", url=f"sqlite:///{path}")
+        name = f"baseline{i} sqlite append (1 writer)"
+        group = server.writer(f"sqlite:///{path}")
+        contestants.append(Contestant(name, ise_es_writer, None, 1, path, group))
     readers = [
         Reader("ise-es sqlite read_all", lambda: ise_es_reader(url), lambda: None),
         Reader("eventsourcing sqlite read", lambda: es_sqlite_reader(es_path), lambda: None),
@@ -315,7 +481,9 @@ def sqlite_setup(tmp: Path) -> tuple[list[Contestant], list[Reader]]:
     return contestants, readers
 
 
-def postgres_setup(pg: PgServer, total: int) -> tuple[list[Contestant], list[Reader]]:
+def postgres_setup(
+    pg: PgServer, total: int, baselines: list[BaselineServer]
+) -> tuple[list[Contestant], list[Reader]]:
     url, url4 = pg.fresh("ise1"), pg.fresh("ise4")
     migrate.upgrade(url)
     migrate.upgrade(url4)
@@ -330,6 +498,13 @@ def postgres_setup(pg: PgServer, total: int) -> tuple[list[Contestant], list[Rea
         Contestant("eventsourcing postgres append", es_pg_writer, es_dsn, 1),
         Contestant("raw floor postgres", raw_pg_writer, raw_url, 1),
     ]
+    for i, server in enumerate(baselines):
+        for writers in (1, 4):
+            base_url = pg.fresh(f"base{i}w{writers}")
+            server.call(op="upgrade", url=base_url)
+            name = f"baseline{i} postgres append ({writers} writer{'s' if writers > 1 else ''})"
+            group = server.writer(base_url)
+            contestants.append(Contestant(name, ise_es_writer, None, writers, None, group))
     readers = [
         Reader(
             "ise-es postgres read_all",
@@ -358,14 +533,11 @@ def run(
     size = -(-len(ids) // segments)
     for start in range(0, len(ids), size):
         for c in contestants:
-            seconds, written = run_writers(c.writer, c.target, ids[start : start + size], c.procs)
-            c.seconds += seconds
-            c.written += written
+            c.write(ids[start : start + size])
     results = {c.name: total / c.seconds for c in contestants}
     appends = total // BATCH
     for c in contestants:
-        if c.written:
-            WRITTEN[c.name] = c.written / appends
+        PER_APPEND[c.name] = (c.written / appends, c.frames / appends, c.cpu / appends)
     for r in readers:
         r.before()
     for _ in range(read_rounds):
@@ -376,8 +548,10 @@ def run(
     return results
 
 
-WRITTEN: dict[str, float] = {}
-"""Bytes sent to storage per append (one batch of BATCH events), per SQLite contestant."""
+PER_APPEND: dict[str, tuple[float, float, float]] = {}
+"""Per append (one batch of BATCH events) and contestant: bytes sent to storage and WAL frames
+(SQLite only; PostgreSQL's server does the writing), and the writer processes' CPU seconds
+(user + system; on PostgreSQL the client's only)."""
 
 RATIOS = [
     # (label, numerator, denominator, target; 0 = shown for information)
@@ -440,6 +614,13 @@ def main() -> None:
         "--pg",
         default=os.environ.get("ISE_ES_TEST_PG", "postgresql://postgres:postgres@127.0.0.1:5432"),
     )
+    parser.add_argument(
+        "--baseline",
+        action="append",
+        default=[],
+        metavar="TREE",
+        help="also run the ise-es of another checkout (e.g. a git worktree of an older commit)",
+    )
     args = parser.parse_args()
     ids = streams_for(args.streams)
     total = args.streams * EVENTS_PER_STREAM
@@ -455,22 +636,29 @@ def main() -> None:
     )
     print(f"load average at start: {os.getloadavg()[0]:.2f} (2 cores)\n")
     best: dict[str, float] = {}
+    baselines = [BaselineServer(tree) for tree in args.baseline]
     try:
         if args.only != "postgres":
             with tempfile.TemporaryDirectory(prefix="ise-es-bench-") as tmp:
-                contestants, readers = sqlite_setup(Path(tmp))
+                contestants, readers = sqlite_setup(Path(tmp), baselines)
                 best.update(run(contestants, readers, ids, total, args.segments, args.read_rounds))
         if args.only != "sqlite":
-            contestants, readers = postgres_setup(pg, total)
+            contestants, readers = postgres_setup(pg, total, baselines)
             best.update(run(contestants, readers, ids, total, args.segments, args.read_rounds))
     finally:
+        for server in baselines:
+            server.close()
         pg.drop_all()
 
     width = max(map(len, best))
     for name, value in best.items():
         print(f"{name:<{width}}  {value:>10,.0f} ev/s")
-    for name, per_append in WRITTEN.items():
-        print(f"{name:<{width}}  {per_append / 1024:>7.1f} KiB written to storage per append")
+    print(f"\nper append of {BATCH} events:")
+    for name, (written, frames, cpu) in PER_APPEND.items():
+        storage = (
+            f"{written / 1024:6.1f} KiB to storage, {frames:5.2f} WAL pages, " if frames else ""
+        )
+        print(f"{name:<{width}}  {storage}{cpu * 1e6:5.0f} us CPU")
     print(f"\nload average at end: {os.getloadavg()[0]:.2f}\n")
     for label, num, den, target in RATIOS:
         if num not in best or den not in best:
@@ -478,6 +666,16 @@ def main() -> None:
         ratio = best[num] / best[den]
         verdict = "" if not target else ("  ok" if ratio >= target else f"  BELOW target {target}x")
         print(f"{label:<{width}}  {ratio:>9.2f}x{verdict}")
+    for i, tree in enumerate(args.baseline):
+        for what in (
+            "sqlite append (1 writer)",
+            "postgres append (1 writer)",
+            "postgres append (4 writers)",
+        ):
+            ours, theirs = f"ise-es {what}", f"baseline{i} {what}"
+            if ours in best and theirs in best:
+                label = f"{what} / baseline{i}"
+                print(f"{label:<{width}}  {best[ours] / best[theirs]:>9.2f}x  ({tree})")
 
 
 if __name__ == "__main__":
