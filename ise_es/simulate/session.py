@@ -56,8 +56,11 @@ class StreamWriter:
         max_delay: float = FLUSH_SECONDS,
         max_pending: int = FLUSH_EVENTS,
         fence: Fence | None = None,
+        on_event: Callable[[Event], None] | None = None,
     ) -> None:
         self.store = store
+        self.on_event = on_event
+        """Called with each recorded event once it is queued (or appended, when that was due)."""
         self.stream_id = stream_id
         self.fence = fence
         """The work-item lease every append must still hold (the store checks it)."""
@@ -94,6 +97,9 @@ class StreamWriter:
                 self._timer.start()
         if urgent:
             self.flush()
+        if self.on_event is not None:
+            for e in events:
+                self.on_event(e)
 
     def flush(self) -> None:
         """Append everything pending now (and surface a failed background flush)."""
@@ -255,201 +261,246 @@ def record_session(
 
     Ctrl-C (KeyboardInterrupt) ends the session `interrupted` and re-raises.
     """
-    from ise_es.simulate.prompting import default_agent_system_prompt
-
     sid = session_id or uuid.uuid4().hex[:16]
-    writer = StreamWriter(store, f"session-{sid}", fence=fence)
-    control = control or SessionControl()
-    infrastructure = lease_lost = False
-    if on_event is not None:
-        plain_record = writer.record
-
-        def record(events: Sequence[Event], blobs: Sequence[bytes]) -> None:
-            plain_record(events, blobs)
-            for e in events:
-                on_event(e)
-
-        writer.record = record  # type: ignore[method-assign]
+    writer = StreamWriter(store, f"session-{sid}", fence=fence, on_event=on_event)
     started = time.monotonic()
-    system_prompt = plan.system_prompt or default_agent_system_prompt()
-    environment = pinned_environment(plan.environment)
-    own_gateway = gateway is None
-    web = gateway if gateway is not None else plan.web.open_gateway()
-    status, reason, turns, calls = "error", "", 0, 0
-    started_written = False
-    sandbox: Sandbox | None = None
-    runner: ToolRunner | None = None
-    segments = plan.segments or (
-        Segment(plan.intent_id, plan.intent, simulated=True, record=plan.intent_record),
-    )
-    user = SessionUser(segments, lambda segment: _simulator(plan, segment))
-    cap = plan.max_turns * sum(s.simulated for s in segments) + sum(
-        not s.simulated for s in segments
-    )
-    # The user's first message needs no sandbox: ask for it while the sandbox starts, so a
-    # model-bound session does not wait for both one after the other.
-    first_turn = _Ahead(lambda: user.next_turn([]))
+    recording = _Recording(sid, plan, writer, control or SessionControl(), gateway)
+    end = recording.end
     try:
-        sandbox = sandbox_factory(
-            plan.backend,
-            plan.template,
-            blobs=writer,
-            environment=environment,
-            **dict(plan.sandbox_options),
-        )
-        control.attach(sandbox)
-        runner = _tool_runner(plan, sandbox, writer, web)
-        writer.record(
-            [
-                SessionStarted(
-                    session_id=sid,
-                    intent_id=plan.intent_id,
-                    intent=plan.intent,
-                    intent_record=dict(plan.intent_record),
-                    persona=dict(plan.persona) if plan.persona else None,
-                    scenario=plan.scenario,
-                    models=[_spec(c) for c in (plan.agent, plan.user) if c is not None],
-                    intents=_described(segments),
-                    system_prompt=system_prompt,
-                    tool_schemas=runner.schemas(),
-                    sandbox_backend=sandbox.backend,
-                    template=sandbox.template,
-                    template_digest=sandbox.template_digest,
-                    seeds={"session": plan.seed},
-                    environment=environment,
-                    attempt=plan.attempt,
-                    provenance={
-                        "recorder": "ise-es",
-                        "simulator_prompt": "user_simulator.md",
-                        **dict(provenance or {}),
-                    },
-                    web=plan.web.spec(),
-                )
-            ],
-            [],
-        )
-        writer.flush()
-        started_written = True
-        agent = AgentLoop(
-            plan.agent,
-            runner,
-            system_prompt,
-            writer.record,
-            max_steps_per_turn=plan.max_steps_per_turn,
-            cancel=control.cancelled,
-        )
-        dialogue: list[DialogueEntry] = []
-        status, reason = "turn_cap", f"reached the turn cap of {cap} user turns"
-        for turn in range(1, cap + 2):
-            if control.cancelled.is_set():
-                status, reason, infrastructure = "interrupted", control.reason, True
-                break
-            sim = first_turn.take() if turn == 1 else user.next_turn(dialogue)
-            closed: list[Event] = list(user.take_closed())
-            call_events: list[Event] = [recorded_call(c) for c in sim.calls]
-            blobs = [c.request_body for c in sim.calls]
-            if sim.llm_error is not None:
-                call_events.append(failed_model_call(sim.llm_error))
-            if not sim.ok:
-                writer.record([*call_events, *closed], blobs)
-                status, reason = "error", sim.error or str(sim.llm_error)
-                infrastructure = sim.llm_error is not None
-                if sim.raw:
-                    reason += f" (raw simulator output: {sim.raw[:500]!r})"
-                break
-            writer.record([*call_events, *closed, user.user_turn(sim)], blobs)
-            if sim.completed:
-                status, reason = "completed", sim.reason or "the user is satisfied"
-                break
-            if turn > cap:
-                break
-            turns += 1
-            dialogue.append(DialogueEntry("user", sim.query))
-            outcome = agent.run_turn(turn, sim.query)
-            calls += outcome.tool_calls
-            if outcome.status in ("stalled", "error", "interrupted"):
-                status, reason = outcome.status, outcome.reason
-                infrastructure = outcome.infrastructure
-                if outcome.status == "interrupted":
-                    reason = control.reason or reason
-                break
-            reply = next(
-                (
-                    m["content"]
-                    for m in reversed(agent.messages)
-                    if m["role"] == "assistant" and m.get("content")
-                ),
-                "",
-            )
-            dialogue.append(DialogueEntry("assistant", reply or NO_REPLY))
+        agent = recording.start(sandbox_factory, provenance)
+        recording.converse(agent)
     except KeyboardInterrupt:
-        status, reason, infrastructure = "interrupted", "recording interrupted (Ctrl-C)", True
+        end.stop("interrupted", "recording interrupted (Ctrl-C)", infrastructure=True)
         raise
     except LeaseLost as e:
-        status, reason, lease_lost = "interrupted", str(e), True
+        end.status, end.reason, end.lease_lost = "interrupted", str(e), True
     except Exception as e:  # the session ends `error`; the run goes on with the next one
-        if control.cancelled.is_set():  # a tool killed by the stop fails in its own way
-            status, reason = "interrupted", control.reason
+        if recording.control.cancelled.is_set():  # a tool killed by the stop fails its own way
+            end.stop("interrupted", recording.control.reason, infrastructure=True)
         else:
-            status, reason = "error", f"{type(e).__name__}: {e}"
-        infrastructure = True
+            end.stop("error", f"{type(e).__name__}: {e}", infrastructure=True)
     finally:
-        try:
-            if lease_lost:
-                raise _Fenced
-            writer.flush()
-            if not started_written:
-                # The sandbox (or something before it) failed: the stream still says what was
-                # attempted before it says how it ended.
-                writer.record(
-                    [
-                        SessionStarted(
-                            session_id=sid,
-                            intent_id=plan.intent_id,
-                            intent=plan.intent,
-                            intent_record=dict(plan.intent_record),
-                            scenario=plan.scenario,
-                            sandbox_backend=plan.backend,
-                            template=plan.template,
-                            attempt=plan.attempt,
-                            web=plan.web.spec(),
-                        )
-                    ],
-                    [],
-                )
-            if not first_turn.taken and not control.cancelled.is_set():
-                # The session ended before its first turn was used (the sandbox failed): the
-                # model was asked all the same, so its calls are recorded. A stopped session
-                # does not wait for that answer (Ctrl-C must not wait on the model).
-                writer.record(*_calls_of(first_turn.take_quietly()))
-            ended = SessionEnded(
-                status=status,  # type: ignore[arg-type]
-                reason=reason,
-                user_turns=turns,
-                tool_calls=calls,
-                infrastructure=infrastructure,
-            )
-            writer.record([ended], [])
-            writer.flush()
-        except (_Fenced, LeaseLost):
-            lease_lost = True  # fenced out: the reclaiming worker writes the end
-        finally:
-            if runner is not None:
-                runner.close()
-            if sandbox is not None:
-                sandbox.close()
-            if own_gateway and web is not None:
-                web.close()
+        recording.finish()
     return SessionResult(
         sid,
-        status,
-        reason,
-        turns,
-        calls,
+        end.status,
+        end.reason,
+        end.turns,
+        end.calls,
         time.monotonic() - started,
         writer.append_latencies,
-        infrastructure=infrastructure,
-        lease_lost=lease_lost,
+        infrastructure=end.infrastructure,
+        lease_lost=end.lease_lost,
+    )
+
+
+@dataclass
+class _End:
+    """How a session being recorded has ended so far (SessionEnded's fields)."""
+
+    status: str = "error"
+    reason: str = ""
+    turns: int = 0
+    calls: int = 0
+    infrastructure: bool = False
+    lease_lost: bool = False
+
+    def stop(self, status: str, reason: str, *, infrastructure: bool = False) -> None:
+        self.status, self.reason, self.infrastructure = status, reason, infrastructure
+
+    def event(self) -> SessionEnded:
+        return SessionEnded(
+            status=self.status,  # type: ignore[arg-type]
+            reason=self.reason,
+            user_turns=self.turns,
+            tool_calls=self.calls,
+            infrastructure=self.infrastructure,
+        )
+
+
+class _Recording:
+    """One session being recorded: what it holds open, its dialogue, and how it ended."""
+
+    def __init__(
+        self,
+        sid: str,
+        plan: SessionPlan,
+        writer: StreamWriter,
+        control: SessionControl,
+        gateway: WebGateway | None,
+    ) -> None:
+        from ise_es.simulate.prompting import default_agent_system_prompt
+
+        self.sid, self.plan, self.writer, self.control = sid, plan, writer, control
+        self.end = _End()
+        self.system_prompt = plan.system_prompt or default_agent_system_prompt()
+        self.environment = pinned_environment(plan.environment)
+        self.own_gateway = gateway is None
+        self.web = gateway if gateway is not None else plan.web.open_gateway()
+        self.sandbox: Sandbox | None = None
+        self.runner: ToolRunner | None = None
+        self.started_written = False
+        self.segments = plan.segments or (
+            Segment(plan.intent_id, plan.intent, simulated=True, record=plan.intent_record),
+        )
+        self.user = SessionUser(self.segments, lambda segment: _simulator(plan, segment))
+        # The user's first message needs no sandbox: ask for it while the sandbox starts, so a
+        # model-bound session does not wait for both one after the other.
+        self.first_turn = _Ahead(lambda: self.user.next_turn([]))
+
+    def start(
+        self, sandbox_factory: Callable[..., Sandbox], provenance: Mapping[str, Any] | None
+    ) -> AgentLoop:
+        """Open the sandbox and the tools, write SessionStarted, and return the agent."""
+        plan = self.plan
+        self.sandbox = sandbox_factory(
+            plan.backend,
+            plan.template,
+            blobs=self.writer,
+            environment=self.environment,
+            **dict(plan.sandbox_options),
+        )
+        self.control.attach(self.sandbox)
+        self.runner = _tool_runner(plan, self.sandbox, self.writer, self.web)
+        self.writer.record([self._started(self.sandbox, self.runner, provenance)], [])
+        self.writer.flush()
+        self.started_written = True
+        return AgentLoop(
+            plan.agent,
+            self.runner,
+            self.system_prompt,
+            self.writer.record,
+            max_steps_per_turn=plan.max_steps_per_turn,
+            cancel=self.control.cancelled,
+        )
+
+    def _started(
+        self, sandbox: Sandbox, runner: ToolRunner, provenance: Mapping[str, Any] | None
+    ) -> SessionStarted:
+        """SessionStarted once the sandbox runs: what was attempted plus how it is set up."""
+        plan = self.plan
+        return msgspec.structs.replace(
+            _attempted(self.sid, plan),
+            persona=dict(plan.persona) if plan.persona else None,
+            models=[_spec(c) for c in (plan.agent, plan.user) if c is not None],
+            intents=_described(self.segments),
+            system_prompt=self.system_prompt,
+            tool_schemas=runner.schemas(),
+            sandbox_backend=sandbox.backend,
+            template=sandbox.template,
+            template_digest=sandbox.template_digest,
+            seeds={"session": plan.seed},
+            environment=self.environment,
+            provenance={
+                "recorder": "ise-es",
+                "simulator_prompt": "user_simulator.md",
+                **dict(provenance or {}),
+            },
+        )
+
+    def turn_cap(self) -> int:
+        """max_turns for each simulated segment, one turn for each plain query."""
+        simulated = sum(s.simulated for s in self.segments)
+        return self.plan.max_turns * simulated + (len(self.segments) - simulated)
+
+    def converse(self, agent: AgentLoop) -> None:
+        """User turn, agent turn, ... until the user is done, a turn fails, the cap or a stop."""
+        cap = self.turn_cap()
+        dialogue: list[DialogueEntry] = []
+        self.end.stop("turn_cap", f"reached the turn cap of {cap} user turns")
+        for turn in range(1, cap + 2):
+            if self.control.cancelled.is_set():
+                self.end.stop("interrupted", self.control.reason, infrastructure=True)
+                return
+            sim = self.first_turn.take() if turn == 1 else self.user.next_turn(dialogue)
+            if not self._user_turn(sim) or turn > cap:
+                return
+            self.end.turns += 1
+            dialogue.append(DialogueEntry("user", sim.query))
+            if not self._agent_turn(agent, turn, sim.query):
+                return
+            dialogue.append(DialogueEntry("assistant", _last_reply(agent.messages) or NO_REPLY))
+
+    def _user_turn(self, sim: SimulatorTurn) -> bool:
+        """Record the simulator's turn; False when the dialogue ends with it."""
+        closed: list[Event] = list(self.user.take_closed())
+        calls, blobs = _calls_of(sim)
+        if not sim.ok:
+            self.writer.record([*calls, *closed], blobs)
+            reason = sim.error or str(sim.llm_error)
+            if sim.raw:
+                reason += f" (raw simulator output: {sim.raw[:500]!r})"
+            self.end.stop("error", reason, infrastructure=sim.llm_error is not None)
+            return False
+        self.writer.record([*calls, *closed, self.user.user_turn(sim)], blobs)
+        if sim.completed:
+            self.end.stop("completed", sim.reason or "the user is satisfied")
+            return False
+        return True
+
+    def _agent_turn(self, agent: AgentLoop, turn: int, query: str) -> bool:
+        """Run the agent on the user's message; False when the dialogue ends with it."""
+        outcome = agent.run_turn(turn, query)
+        self.end.calls += outcome.tool_calls
+        if outcome.status not in ("stalled", "error", "interrupted"):
+            return True
+        reason = outcome.reason
+        if outcome.status == "interrupted":
+            reason = self.control.reason or reason
+        self.end.stop(outcome.status, reason, infrastructure=outcome.infrastructure)
+        return False
+
+    def finish(self) -> None:
+        """Write how the session ended (unless its lease was lost), then close what it opened."""
+        try:
+            if not self.end.lease_lost:
+                self._write_end()
+        except LeaseLost:
+            self.end.lease_lost = True  # fenced out: the reclaiming worker writes the end
+        finally:
+            if self.runner is not None:
+                self.runner.close()
+            if self.sandbox is not None:
+                self.sandbox.close()
+            if self.own_gateway and self.web is not None:
+                self.web.close()
+
+    def _write_end(self) -> None:
+        self.writer.flush()
+        if not self.started_written:
+            # The sandbox (or something before it) failed: the stream still says what was
+            # attempted before it says how it ended.
+            self.writer.record([_attempted(self.sid, self.plan)], [])
+        if not self.first_turn.taken and not self.control.cancelled.is_set():
+            # The session ended before its first turn was used (the sandbox failed): the
+            # model was asked all the same, so its calls are recorded. A stopped session
+            # does not wait for that answer (Ctrl-C must not wait on the model).
+            self.writer.record(*_calls_of(self.first_turn.take_quietly()))
+        self.writer.record([self.end.event()], [])
+        self.writer.flush()
+
+
+def _attempted(sid: str, plan: SessionPlan) -> SessionStarted:
+    """What a session set out to do, known before its sandbox starts (all a stream says of its
+    start when the sandbox failed)."""
+    return SessionStarted(
+        session_id=sid,
+        intent_id=plan.intent_id,
+        intent=plan.intent,
+        intent_record=dict(plan.intent_record),
+        scenario=plan.scenario,
+        sandbox_backend=plan.backend,
+        template=plan.template,
+        attempt=plan.attempt,
+        web=plan.web.spec(),
+    )
+
+
+def _last_reply(messages: Sequence[Mapping[str, Any]]) -> str:
+    """The agent's last non-empty assistant message ("" when it said nothing)."""
+    return next(
+        (m["content"] for m in reversed(messages) if m["role"] == "assistant" and m.get("content")),
+        "",
     )
 
 
@@ -493,10 +544,6 @@ def _calls_of(turn: SimulatorTurn | None) -> tuple[list[Event], list[bytes]]:
     if turn.llm_error is not None:
         events.append(failed_model_call(turn.llm_error))
     return events, [c.request_body for c in turn.calls]
-
-
-class _Fenced(Exception):
-    """Internal: skip writing a session's end after its lease was lost."""
 
 
 def _simulator(plan: SessionPlan, segment: Segment) -> UserSimulator:

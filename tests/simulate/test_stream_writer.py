@@ -81,3 +81,15 @@ def test_recording_thread_is_not_blocked_by_a_slow_background_append(store: SqlE
         store.append = real_append  # type: ignore[method-assign]
     writer.flush()
     assert [e.data.seq for e in store.read_stream("session-d")] == [0, 1]  # type: ignore[union-attr]
+
+
+def test_on_event_sees_every_recorded_event_in_order(store: SqlEventStore) -> None:
+    seen: list[object] = []
+    writer = StreamWriter(store, "session-e", max_delay=10, on_event=seen.append)
+    writer.emit(chunk(0))
+    writer.put_blob(b"cited")
+    writer.record([chunk(1), chunk(2)], [])
+    assert [e.seq for e in seen] == [0, 1, 2]  # type: ignore[attr-defined]
+    assert store.read_stream("session-e") == [], "seen when queued, before the append"
+    writer.flush()
+    assert [e.data for e in store.read_stream("session-e")] == seen
