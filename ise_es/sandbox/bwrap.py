@@ -46,14 +46,15 @@ import weakref
 from collections.abc import Mapping
 from pathlib import Path
 
-from ise_es.errors import SandboxUnavailable, TemplateError, ToolError
+from ise_es.errors import SandboxUnavailable, TemplateError
 from ise_es.events import FileChange
 from ise_es.sandbox.base import ChunkCallback, ExecResult, Limits, Sandbox, Snapshot
 from ise_es.sandbox.capture import BlobSink
+from ise_es.sandbox.cgroups import kill_cgroup, make_pids_cgroup, pids_root, remove_cgroup
 from ise_es.sandbox.fsdiff import ChangeTracker, UpperMap, scan_overlay_upper
-from ise_es.sandbox.launch import launch_argv
+from ise_es.sandbox.launch import check_environment, launch_argv, sandbox_workdir
 from ise_es.sandbox.owners import owner_alive, owner_token
-from ise_es.sandbox.paths import read_workspace_file, resolve_host_path, write_workspace_file
+from ise_es.sandbox.paths import read_workspace_file, write_workspace_file
 from ise_es.sandbox.runner import pump
 from ise_es.sandbox.templates import Template
 
@@ -95,6 +96,34 @@ def base_environment() -> dict[str, str]:
     }
 
 
+def _checked_host(template: Template, bwrap_path: str) -> str:
+    """The template's directory, once this host can run the local backend on it.
+
+    Raises:
+        TemplateError: not a directory template, or a path overlayfs options cannot carry.
+        SandboxUnavailable: no bubblewrap, or not root.
+    """
+    if template.kind != "dir" or template.path is None:
+        raise TemplateError(f"template {template.name!r}: the local backend needs a directory")
+    if not (os.path.isfile(bwrap_path) and os.access(bwrap_path, os.X_OK)):
+        raise SandboxUnavailable(
+            f"bubblewrap not found at {bwrap_path}: the local sandbox needs it "
+            "(apt-get install -y bubblewrap), or use --sandbox docker"
+        )
+    if os.geteuid() != 0:
+        raise SandboxUnavailable(
+            "the local sandbox mounts overlayfs and must run as root here "
+            "(a fuse-overlayfs route for non-root users is not implemented); "
+            "run as root or use --sandbox docker"
+        )
+    if any(c in template.path for c in ",:\\"):
+        raise TemplateError(
+            f"template {template.name!r}: its path {template.path} contains ',', ':' or "
+            "'\\', which overlayfs options cannot carry; move it"
+        )
+    return template.path
+
+
 class LocalSandbox(Sandbox):
     """A workspace on overlayfs plus bubblewrap per command. Use `open_sandbox("local", ...)`."""
 
@@ -110,24 +139,7 @@ class LocalSandbox(Sandbox):
         bwrap_path: str = DEFAULT_BWRAP,
         state_root: str | None = None,
     ) -> None:
-        if template.kind != "dir" or template.path is None:
-            raise TemplateError(f"template {template.name!r}: the local backend needs a directory")
-        if not (os.path.isfile(bwrap_path) and os.access(bwrap_path, os.X_OK)):
-            raise SandboxUnavailable(
-                f"bubblewrap not found at {bwrap_path}: the local sandbox needs it "
-                "(apt-get install -y bubblewrap), or use --sandbox docker"
-            )
-        if os.geteuid() != 0:
-            raise SandboxUnavailable(
-                "the local sandbox mounts overlayfs and must run as root here "
-                "(a fuse-overlayfs route for non-root users is not implemented); "
-                "run as root or use --sandbox docker"
-            )
-        if any(c in template.path for c in ",:\\"):
-            raise TemplateError(
-                f"template {template.name!r}: its path {template.path} contains ',', ':' or "
-                "'\\', which overlayfs options cannot carry; move it"
-            )
+        template_dir = _checked_host(template, bwrap_path)
         self.template = template.name
         self.template_digest = template.digest
         self.workspace_path = WORKSPACE
@@ -149,31 +161,9 @@ class LocalSandbox(Sandbox):
             self, _cleanup, self._state, self.merged, None, mounted=False
         )
         try:
-            etc = os.path.join(self._state, "etc")
-            for d in ("upper", "work", "merged"):
-                os.mkdir(os.path.join(self._state, d), 0o755)
-            for d in _SCRATCH_DIRS.values():
-                os.mkdir(os.path.join(self._state, d))
-                os.chmod(os.path.join(self._state, d), 0o1777)
-            # The workspace's mount point, so that /tmp lists it as on docker.
-            os.mkdir(os.path.join(self._state, "tmp", os.path.basename(WORKSPACE)), 0o755)
-            _write_etc(etc)
-            _mount_overlay(
-                template.path, self.upper, os.path.join(self._state, "work"), self.merged
-            )
+            etc = self._mount_state(template_dir)
             self._finalizer.detach()
-            self._cgroup = _make_pids_cgroup(os.path.basename(self._state), limits.processes)
-            self._netns = os.path.join(self._state, "netns")
-            self._netns_fd = _make_netns(self._netns)
-            self._finalizer = weakref.finalize(
-                self,
-                _cleanup,
-                self._state,
-                self.merged,
-                self._cgroup,
-                mounted=True,
-                netns_fd=self._netns_fd,
-            )
+            self._isolate()
         except BaseException:
             self._finalizer()
             raise
@@ -192,6 +182,37 @@ class LocalSandbox(Sandbox):
             lambda rel: os.path.join(self.upper, rel),
             blobs,
             limits.blob_cap_bytes,
+        )
+
+    def _mount_state(self, template_dir: str) -> str:
+        """Lay out the state directory (overlay dirs, scratch dirs, /etc) and mount the
+        workspace overlay on the template; returns the sandbox's /etc directory."""
+        etc = os.path.join(self._state, "etc")
+        for d in ("upper", "work", "merged"):
+            os.mkdir(os.path.join(self._state, d), 0o755)
+        for d in _SCRATCH_DIRS.values():
+            os.mkdir(os.path.join(self._state, d))
+            os.chmod(os.path.join(self._state, d), 0o1777)
+        # The workspace's mount point, so that /tmp lists it as on docker.
+        os.mkdir(os.path.join(self._state, "tmp", os.path.basename(WORKSPACE)), 0o755)
+        _write_etc(etc)
+        _mount_overlay(template_dir, self.upper, os.path.join(self._state, "work"), self.merged)
+        return etc
+
+    def _isolate(self) -> None:
+        """The pids cgroup and the network namespace, and the finalizer that removes them with
+        the mounted state."""
+        self._cgroup = make_pids_cgroup(os.path.basename(self._state), self.limits.processes)
+        self._netns = os.path.join(self._state, "netns")
+        self._netns_fd = _make_netns(self._netns)
+        self._finalizer = weakref.finalize(
+            self,
+            _cleanup,
+            self._state,
+            self.merged,
+            self._cgroup,
+            mounted=True,
+            netns_fd=self._netns_fd,
         )
 
     # -- commands -------------------------------------------------------------------------
@@ -224,25 +245,16 @@ class LocalSandbox(Sandbox):
         self, command: str | list[str], env: Mapping[str, str] | None, workdir: str | None
     ) -> list[str]:
         self._check_open()
-        cwd, argv = launch_argv(command, self._workdir(workdir), WORKSPACE)
+        cwd, argv = launch_argv(
+            command, sandbox_workdir(workdir, WORKSPACE, self.merged), WORKSPACE
+        )
         args = list(self._argv_prefix)
         args += ["--chdir", cwd]
-        for k, v in {**self.environment, **(env or {})}.items():
-            if not k or "=" in k or "\0" in k or "\0" in v:
-                raise ToolError(f"invalid environment variable {k!r}")
+        variables = {**self.environment, **(env or {})}
+        check_environment(variables)
+        for k, v in variables.items():
             args += ["--setenv", k, v]
         return [*args, "--", *argv]
-
-    def _workdir(self, workdir: str | None) -> str:
-        if workdir is None:
-            return WORKSPACE
-        inside = workdir if workdir.startswith("/") else os.path.join(WORKSPACE, workdir)
-        inside = os.path.normpath(inside)
-        if inside == WORKSPACE or inside.startswith(WORKSPACE + "/"):
-            host = resolve_host_path(inside, WORKSPACE, self.merged)
-            if not os.path.isdir(host):
-                raise ToolError(f"workdir {workdir!r} is not a directory in the workspace")
-        return inside
 
     def _preexec(self) -> None:
         lim = self.limits
@@ -294,7 +306,7 @@ class LocalSandbox(Sandbox):
             # every process of the namespace; the cgroup sweep covers the instant in between.
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, 9)
-            _kill_cgroup(self._cgroup)
+            kill_cgroup(self._cgroup)
 
         with self._running_lock:
             self._running.add(proc)
@@ -319,7 +331,7 @@ class LocalSandbox(Sandbox):
         for proc in running:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, 9)
-        _kill_cgroup(self._cgroup)
+        kill_cgroup(self._cgroup)
 
     def interactive_argv(
         self,
@@ -474,78 +486,11 @@ def _make_netns(path: str) -> int | None:
     return outcome[0]
 
 
-def _cgroup_pids_root() -> str | None:
-    """The pids cgroup directory this process is in, if writable (v1 or v2)."""
-    try:
-        lines = Path("/proc/self/cgroup").read_text().splitlines()
-    except OSError:
-        return None
-    for line in lines:
-        _, controllers, path = line.split(":", 2)
-        if "pids" in controllers.split(","):
-            base = os.path.join("/sys/fs/cgroup/pids", path.lstrip("/"))
-            if os.access(base, os.W_OK):
-                return base
-    for line in lines:
-        if line.startswith("0::"):
-            base = os.path.join("/sys/fs/cgroup", line[3:].lstrip("/"))
-            ctl = os.path.join(base, "cgroup.subtree_control")
-            try:
-                if "pids" in Path(ctl).read_text().split() and os.access(base, os.W_OK):
-                    return base
-            except OSError:
-                return None
-    return None
-
-
-def _make_pids_cgroup(name: str, max_pids: int) -> str | None:
-    root = _cgroup_pids_root()
-    if root is None:
-        return None
-    path = os.path.join(root, name)
-    try:
-        os.mkdir(path)
-        Path(path, "pids.max").write_text(str(max_pids))
-    except OSError as e:
-        log.warning("cannot create a pids cgroup under %s: %s", root, e)
-        _remove_cgroup(path)
-        return None
-    return path
-
-
-def _cgroup_pids(cgroup: str) -> list[int]:
-    try:
-        return [int(x) for x in Path(cgroup, "cgroup.procs").read_text().split()]
-    except (OSError, ValueError):
-        return []
-
-
-def _kill_cgroup(cgroup: str | None) -> None:
-    if cgroup is None:
-        return
-    for pid in _cgroup_pids(cgroup):
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, 9)
-
-
-def _remove_cgroup(cgroup: str) -> None:
-    for _ in range(100):
-        _kill_cgroup(cgroup)
-        try:
-            os.rmdir(cgroup)
-            return
-        except FileNotFoundError:
-            return
-        except OSError:
-            time.sleep(0.01)  # processes still exiting
-    log.warning("could not remove cgroup %s", cgroup)
-
-
 def _cleanup(
     state: str, merged: str, cgroup: str | None, *, mounted: bool, netns_fd: int | None = None
 ) -> None:
     if cgroup is not None:
-        _remove_cgroup(cgroup)
+        remove_cgroup(cgroup)
     if netns_fd is not None:
         os.close(netns_fd)
     netns = os.path.join(state, "netns")
@@ -574,7 +519,7 @@ def _reap_stale_once(state_root: str | None) -> None:
         entries = [e for e in os.scandir(root) if e.name.startswith(_STATE_PREFIX)]
     except OSError:
         return
-    cg_root = _cgroup_pids_root()
+    cg_root = pids_root()
     for e in entries:
         try:
             token = Path(e.path, "owner").read_text()

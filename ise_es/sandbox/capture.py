@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import hashlib
 import tempfile
+import time
 from typing import IO, Protocol
 
-__all__ = ["BlobSink", "StreamCapture"]
+from ise_es.sandbox.base import ExecResult
+
+__all__ = ["BlobSink", "StreamCapture", "captured_result"]
 
 
 class BlobSink(Protocol):
@@ -86,3 +89,33 @@ class StreamCapture:
             return True
         finally:
             spool.close()
+
+
+def captured_result(
+    out: StreamCapture,
+    err: StreamCapture,
+    blobs: BlobSink | None,
+    *,
+    exit_code: int | None,
+    signal: int | None,
+    timed_out: bool,
+    started: float,
+) -> ExecResult:
+    """The ExecResult of a finished command: both streams handed to the blob sink, then what
+    was kept of them; the duration runs from `started` (time.monotonic()) to now."""
+    duration_ms = (time.monotonic() - started) * 1000.0
+    out.finish(blobs)
+    err.finish(blobs)
+    return ExecResult(
+        exit_code=exit_code,
+        signal=signal,
+        timed_out=timed_out,
+        duration_ms=round(duration_ms, 3),
+        stdout=out.kept(),
+        stderr=err.kept(),
+        stdout_size=out.size,
+        stderr_size=err.size,
+        stdout_digest=out.digest(),
+        stderr_digest=err.digest(),
+        truncated=out.truncated or err.truncated,
+    )

@@ -36,10 +36,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from ise_es.errors import SandboxUnavailable, TemplateError, ToolError
+from ise_es.errors import SandboxUnavailable, TemplateError
 from ise_es.events import FileChange
 from ise_es.sandbox.base import ChunkCallback, ExecResult, Limits, Sandbox, Snapshot
-from ise_es.sandbox.capture import BlobSink, StreamCapture
+from ise_es.sandbox.capture import BlobSink, StreamCapture, captured_result
 from ise_es.sandbox.dockerimage import (
     BASE_IMAGE,
     SANDBOX_UID,
@@ -54,11 +54,10 @@ from ise_es.sandbox.fsdiff import (
     scan_overlay_upper,
     state_from_stat,
 )
-from ise_es.sandbox.launch import in_workspace, launch_argv
+from ise_es.sandbox.launch import check_environment, launch_argv, sandbox_workdir
 from ise_es.sandbox.owners import owner_alive, owner_token
 from ise_es.sandbox.paths import (
     read_workspace_file,
-    resolve_host_path,
     workspace_relative,
     write_workspace_file,
 )
@@ -103,24 +102,31 @@ class DockerSandbox(Sandbox):
         self._running: set[str] = set()
         self._running_lock = threading.Lock()
         image = template_image(self._client, template, base=base_image)
-        if template.kind == "image":
-            try:
-                self.template_digest = str(self._client.images.get(image).id)
-            except Exception as e:
-                raise TemplateError(f"template {template.name!r}: no image {image}") from e
-        else:
-            self.template_digest = template.digest
-        if expected_digest is not None and self.template_digest != expected_digest:
-            raise TemplateError(
-                f"template {template.name!r} has digest {self.template_digest}, "
-                f"expected {expected_digest}"
-            )
+        self.template_digest = _image_digest(self._client, template, image, expected_digest)
+        _reap_stale_containers(self._client)
+        self._container = self._create(image)
+        merged = self._start()
+        self._root = os.path.join(merged, WORKSPACE.lstrip("/"))
+        upper = self._container.attrs["GraphDriver"]["Data"].get("UpperDir")
+        self._upper = os.path.join(upper, WORKSPACE.lstrip("/")) if upper else None
+        if change_source == "auto":
+            change_source = "upper" if self._upper and _plain_overlay(merged) else "engine"
+        self.change_source = change_source
+        self._tracker = ChangeTracker(
+            template.manifest,
+            self._scan,
+            lambda rel: os.path.join(self._root, rel),
+            blobs,
+            limits.blob_cap_bytes,
+        )
+
+    def _create(self, image: str) -> Any:
+        """The container (created, not started): no network, the limits, no capabilities."""
         from docker.types import Ulimit
 
-        _reap_stale_containers(self._client)
-
+        limits = self.limits
         try:
-            self._container = self._client.containers.create(
+            return self._client.containers.create(
                 image,
                 command=["sleep", "infinity"],
                 init=True,
@@ -150,6 +156,10 @@ class DockerSandbox(Sandbox):
             )
         except Exception as e:
             raise SandboxUnavailable(f"cannot create a container from {image}: {e}") from e
+
+    def _start(self) -> str:
+        """Start the container and return its merged overlay directory on the host (removing
+        the container when it does not start or has none)."""
         try:
             self._container.start()
             self._container.reload()
@@ -162,19 +172,7 @@ class DockerSandbox(Sandbox):
         except BaseException:
             self._remove()
             raise
-        self._root = os.path.join(merged, WORKSPACE.lstrip("/"))
-        upper = self._container.attrs["GraphDriver"]["Data"].get("UpperDir")
-        self._upper = os.path.join(upper, WORKSPACE.lstrip("/")) if upper else None
-        if change_source == "auto":
-            change_source = "upper" if self._upper and _plain_overlay(merged) else "engine"
-        self.change_source = change_source
-        self._tracker = ChangeTracker(
-            template.manifest,
-            self._scan,
-            lambda rel: os.path.join(self._root, rel),
-            blobs,
-            limits.blob_cap_bytes,
-        )
+        return str(merged)
 
     @property
     def container_id(self) -> str:
@@ -185,18 +183,6 @@ class DockerSandbox(Sandbox):
             raise SandboxUnavailable(f"sandbox {self._container.short_id} is closed")
 
     # -- commands -------------------------------------------------------------------------
-
-    def _workdir(self, workdir: str | None) -> str:
-        if workdir is None:
-            return WORKSPACE
-        inside = os.path.normpath(
-            workdir if workdir.startswith("/") else os.path.join(WORKSPACE, workdir)
-        )
-        if in_workspace(inside, WORKSPACE) and not os.path.isdir(
-            resolve_host_path(inside, WORKSPACE, self._root)
-        ):
-            raise ToolError(f"workdir {workdir!r} is not a directory in the workspace")
-        return inside
 
     def exec(
         self,
@@ -209,28 +195,11 @@ class DockerSandbox(Sandbox):
         on_chunk: ChunkCallback | None = None,
     ) -> ExecResult:
         self._check_open()
-        cwd, argv = launch_argv(command, self._workdir(workdir), WORKSPACE)
-        for k, v in (env or {}).items():
-            if not k or "=" in k or "\0" in k or "\0" in v:
-                raise ToolError(f"invalid environment variable {k!r}")
+        cwd, argv = launch_argv(command, sandbox_workdir(workdir, WORKSPACE, self._root), WORKSPACE)
+        check_environment(env or {})
         timeout = self.limits.default_timeout_s if timeout is None else timeout
         started = time.monotonic()
-        try:
-            exec_id = self._api.exec_create(
-                self._container.id,
-                # The engine makes an exec's process a session leader: its host pid is the
-                # session id of everything it starts, which is how a timeout finds them.
-                argv,
-                stdout=True,
-                stderr=True,
-                stdin=bool(stdin),
-                environment={**self.environment, **(env or {})},
-                workdir=cwd,
-                user=f"{SANDBOX_UID}:{SANDBOX_UID}",
-            )["Id"]
-            sock = self._api.exec_start(exec_id, socket=True)
-        except Exception as e:
-            raise SandboxUnavailable(f"docker exec failed: {e}") from e
+        exec_id, sock = self._start_exec(argv, cwd, {**self.environment, **(env or {})}, stdin)
         raw: socket.socket = getattr(sock, "_sock", sock)
         with self._running_lock:
             self._running.add(exec_id)
@@ -243,24 +212,37 @@ class DockerSandbox(Sandbox):
                 raw.close()
             with contextlib.suppress(Exception):
                 sock.close()
-        info = self._wait_exit(exec_id)
-        code = info.get("ExitCode")
-        out.finish(self._blobs)
-        err.finish(self._blobs)
-        exit_code: int | None = None if timed_out else code
-        return ExecResult(
-            exit_code=exit_code,
+        code = self._wait_exit(exec_id).get("ExitCode")
+        return captured_result(
+            out,
+            err,
+            self._blobs,
+            exit_code=None if timed_out else code,
             signal=9 if timed_out else None,
             timed_out=timed_out,
-            duration_ms=round((time.monotonic() - started) * 1000.0, 3),
-            stdout=out.kept(),
-            stderr=err.kept(),
-            stdout_size=out.size,
-            stderr_size=err.size,
-            stdout_digest=out.digest(),
-            stderr_digest=err.digest(),
-            truncated=out.truncated or err.truncated,
+            started=started,
         )
+
+    def _start_exec(
+        self, argv: list[str], cwd: str, environment: dict[str, str], stdin: bytes | None
+    ) -> tuple[str, Any]:
+        """Create and start the exec; (its id, the engine's socket to it)."""
+        try:
+            exec_id = self._api.exec_create(
+                self._container.id,
+                # The engine makes an exec's process a session leader: its host pid is the
+                # session id of everything it starts, which is how a timeout finds them.
+                argv,
+                stdout=True,
+                stderr=True,
+                stdin=bool(stdin),
+                environment=environment,
+                workdir=cwd,
+                user=f"{SANDBOX_UID}:{SANDBOX_UID}",
+            )["Id"]
+            return exec_id, self._api.exec_start(exec_id, socket=True)
+        except Exception as e:
+            raise SandboxUnavailable(f"docker exec failed: {e}") from e
 
     def _pump(
         self,
@@ -270,18 +252,13 @@ class DockerSandbox(Sandbox):
         deadline: float,
         on_chunk: ChunkCallback | None,
     ) -> tuple[bool, StreamCapture, StreamCapture]:
-        lim = self.limits
-        caps = {
-            1: StreamCapture(lim.output_head_bytes, lim.blob_cap_bytes),
-            2: StreamCapture(lim.output_head_bytes, lim.blob_cap_bytes),
-        }
-        names: dict[int, Literal["stdout", "stderr"]] = {1: "stdout", 2: "stderr"}
+        """Feed stdin and demultiplex the output until the stream ends or the deadline (plus
+        a grace period after the kill) passes; (timed out, stdout, stderr)."""
+        frames = _Frames(self.limits, on_chunk)
         pending = memoryview(stdin or b"")
         if not pending:
-            with contextlib.suppress(OSError):
-                raw.shutdown(socket.SHUT_WR)
+            _shut_write(raw)
         raw.setblocking(False)
-        buf = bytearray()
         timed_out = False
         # When the command has exited but background processes it left still hold its output,
         # the engine keeps the stream open for ~2 s: poll the exec's state while output is idle
@@ -303,45 +280,24 @@ class DockerSandbox(Sandbox):
                 )
                 if not ready and not writable and not timed_out and not finished:
                     idle = min(idle * 2, _IDLE_POLL_MAX_S)
-                    if not self._api.exec_inspect(exec_id).get("Running"):
-                        finished = True
-                        self._kill_exec(exec_id)
+                    finished = self._end_if_exited(exec_id)
                     continue
                 idle = _IDLE_POLL_MIN_S
                 if writable:
-                    try:
-                        pending = pending[raw.send(pending[: 1 << 16]) :]
-                    except BlockingIOError:
-                        pass
-                    except OSError:
-                        pending = pending[len(pending) :]  # the command stopped reading
-                    if not pending:
-                        with contextlib.suppress(OSError):
-                            raw.shutdown(socket.SHUT_WR)
-                if not ready:
-                    continue
-                try:
-                    data = raw.recv(1 << 16)
-                except BlockingIOError:
-                    continue
-                if not data:
+                    pending = _send_stdin(raw, pending)
+                if ready and not frames.receive(raw):
                     break
-                buf += data
-                # Multiplexed frames: 1 byte stream, 3 zero bytes, 4 bytes big-endian length.
-                while len(buf) >= 8:
-                    stream, size = buf[0], struct.unpack(">I", buf[4:8])[0]
-                    if len(buf) < 8 + size:
-                        break
-                    payload = bytes(buf[8 : 8 + size])
-                    del buf[: 8 + size]
-                    if stream in caps and payload:
-                        caps[stream].feed(payload)
-                        if on_chunk is not None:
-                            on_chunk(names[stream], payload)
         except BaseException:
             self._kill_exec(exec_id)
             raise
-        return timed_out, caps[1], caps[2]
+        return timed_out, frames.stdout, frames.stderr
+
+    def _end_if_exited(self, exec_id: str) -> bool:
+        """True (after killing what it left running) once the exec's command has exited."""
+        if self._api.exec_inspect(exec_id).get("Running"):
+            return False
+        self._kill_exec(exec_id)
+        return True
 
     def _wait_exit(self, exec_id: str) -> dict[str, Any]:
         """The exec's final state. Output has ended; what still runs in its session are
@@ -390,7 +346,9 @@ class DockerSandbox(Sandbox):
         workdir: str | None = None,
     ) -> list[str]:
         self._check_open()
-        cwd, inner = launch_argv(command, self._workdir(workdir), WORKSPACE)
+        cwd, inner = launch_argv(
+            command, sandbox_workdir(workdir, WORKSPACE, self._root), WORKSPACE
+        )
         argv = ["docker", "exec", "-i", "-t", "-u", f"{SANDBOX_UID}:{SANDBOX_UID}", "-w", cwd]
         for k, v in (env or {}).items():
             argv += ["-e", f"{k}={v}"]
@@ -450,6 +408,81 @@ class DockerSandbox(Sandbox):
             return
         self._closed = True
         self._remove()
+
+
+class _Frames:
+    """The engine's multiplexed exec stream (frames of: 1 byte stream, 3 zero bytes, 4 bytes
+    big-endian length, payload) split into the stdout and stderr captures."""
+
+    def __init__(self, limits: Limits, on_chunk: ChunkCallback | None) -> None:
+        self.stdout = StreamCapture(limits.output_head_bytes, limits.blob_cap_bytes)
+        self.stderr = StreamCapture(limits.output_head_bytes, limits.blob_cap_bytes)
+        self._caps: dict[int, tuple[Literal["stdout", "stderr"], StreamCapture]] = {
+            1: ("stdout", self.stdout),
+            2: ("stderr", self.stderr),
+        }
+        self._on_chunk = on_chunk
+        self._buf = bytearray()
+
+    def receive(self, raw: socket.socket) -> bool:
+        """Read what the socket has and dispatch the complete frames; False at its end."""
+        try:
+            data = raw.recv(1 << 16)
+        except BlockingIOError:
+            return True
+        if not data:
+            return False
+        buf = self._buf
+        buf += data
+        while len(buf) >= 8:
+            stream, size = buf[0], struct.unpack(">I", buf[4:8])[0]
+            if len(buf) < 8 + size:
+                break
+            payload = bytes(buf[8 : 8 + size])
+            del buf[: 8 + size]
+            if stream in self._caps and payload:
+                name, cap = self._caps[stream]
+                cap.feed(payload)
+                if self._on_chunk is not None:
+                    self._on_chunk(name, payload)
+        return True
+
+
+def _send_stdin(raw: socket.socket, pending: memoryview) -> memoryview:
+    """Send what the socket takes of `pending`; what is left (the write side is shut once
+    everything went, or once the command stopped reading)."""
+    try:
+        pending = pending[raw.send(pending[: 1 << 16]) :]
+    except BlockingIOError:
+        pass
+    except OSError:
+        pending = pending[len(pending) :]  # the command stopped reading
+    if not pending:
+        _shut_write(raw)
+    return pending
+
+
+def _shut_write(raw: socket.socket) -> None:
+    with contextlib.suppress(OSError):
+        raw.shutdown(socket.SHUT_WR)
+
+
+def _image_digest(client: Any, template: Template, image: str, expected: str | None) -> str:
+    """The template's digest: the image id for an image template, else the directory's.
+
+    Raises:
+        TemplateError: no such image, or not the digest `expected`.
+    """
+    if template.kind == "image":
+        try:
+            digest = str(client.images.get(image).id)
+        except Exception as e:
+            raise TemplateError(f"template {template.name!r}: no image {image}") from e
+    else:
+        digest = template.digest
+    if expected is not None and digest != expected:
+        raise TemplateError(f"template {template.name!r} has digest {digest}, expected {expected}")
+    return digest
 
 
 def _process_tree(pids: set[int], sessions: set[int], container_id: str) -> list[int]:

@@ -19,11 +19,14 @@ tree, the environment and signals are those of the program alone.
 
 from __future__ import annotations
 
+import os
 import posixpath
+from collections.abc import Mapping
 
 from ise_es.errors import ToolError
+from ise_es.sandbox.paths import resolve_host_path
 
-__all__ = ["ENV", "in_workspace", "launch_argv"]
+__all__ = ["ENV", "check_environment", "in_workspace", "launch_argv", "sandbox_workdir"]
 
 ENV = "/usr/bin/env"
 
@@ -52,3 +55,28 @@ def launch_argv(command: str | list[str], cwd: str, workspace: str) -> tuple[str
     if outside:
         return workspace, [ENV, "-C", cwd, "--", *argv]
     return cwd, [ENV, "--", *argv]
+
+
+def sandbox_workdir(workdir: str | None, workspace: str, host_root: str) -> str:
+    """The absolute, normalised working directory inside the sandbox for a command's `workdir`
+    (relative ones are taken from the workspace; None is the workspace).
+
+    Raises:
+        ToolError: a directory inside the workspace that does not exist (`host_root` is where
+            the workspace lies on the host); one outside it is left to `env -C` to refuse.
+    """
+    if workdir is None:
+        return workspace
+    inside = posixpath.normpath(posixpath.join(workspace, workdir))
+    if in_workspace(inside, workspace) and not os.path.isdir(
+        resolve_host_path(inside, workspace, host_root)
+    ):
+        raise ToolError(f"workdir {workdir!r} is not a directory in the workspace")
+    return inside
+
+
+def check_environment(env: Mapping[str, str]) -> None:
+    """Raises ToolError for a variable no process environment can hold."""
+    for k, v in env.items():
+        if not k or "=" in k or "\0" in k or "\0" in v:
+            raise ToolError(f"invalid environment variable {k!r}")

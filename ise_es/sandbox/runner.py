@@ -17,7 +17,7 @@ from collections.abc import Callable
 from typing import Literal
 
 from ise_es.sandbox.base import ChunkCallback, ExecResult, Limits
-from ise_es.sandbox.capture import BlobSink, StreamCapture
+from ise_es.sandbox.capture import BlobSink, StreamCapture, captured_result
 
 __all__ = ["pump"]
 
@@ -37,93 +37,130 @@ def pump(
     started: float,
 ) -> ExecResult:
     """Feed stdin, stream stdout/stderr, enforce the wall-clock timeout, wait for the exit."""
-    assert proc.stdout is not None and proc.stderr is not None
     caps = {
         "stdout": StreamCapture(limits.output_head_bytes, limits.blob_cap_bytes),
         "stderr": StreamCapture(limits.output_head_bytes, limits.blob_cap_bytes),
     }
-    sel = selectors.DefaultSelector()
-    names: dict[int, Literal["stdout", "stderr"]] = {}
-    for name, pipe in (("stdout", proc.stdout), ("stderr", proc.stderr)):
-        fd = pipe.fileno()
-        os.set_blocking(fd, False)
-        sel.register(fd, selectors.EVENT_READ)
-        names[fd] = name  # type: ignore[assignment]
-    pending = memoryview(stdin or b"")
-    stdin_fd = -1
-    if proc.stdin is not None:
-        if pending:
-            stdin_fd = proc.stdin.fileno()
-            os.set_blocking(stdin_fd, False)
-            sel.register(stdin_fd, selectors.EVENT_WRITE)
-        else:
-            proc.stdin.close()
-    deadline = started + timeout
-    timed_out = False
+    pipes = _Pipes(proc, stdin, caps, on_chunk)
     try:
-        while sel.get_map():
-            now = time.monotonic()
-            if not timed_out and now >= deadline:
-                timed_out = True
-                kill()
-                deadline = now + _DRAIN_AFTER_KILL_S
-            elif timed_out and now >= deadline:
-                break  # something outside the tree holds a pipe; stop waiting for it
-            for key, _ in sel.select(max(0.0, deadline - now)):
-                fd = int(key.fd)
-                if fd == stdin_fd:
-                    try:
-                        n = os.write(fd, pending[: 1 << 16])
-                    except BrokenPipeError:
-                        n = len(pending)
-                    pending = pending[n:]
-                    if not pending:
-                        sel.unregister(fd)
-                        stdin_fd = -1
-                        if proc.stdin is not None:
-                            proc.stdin.close()
-                    continue
-                data = os.read(fd, _READ)
-                if not data:
-                    sel.unregister(fd)
-                    continue
-                name = names[fd]
-                caps[name].feed(data)
-                if on_chunk is not None:
-                    on_chunk(name, data)
+        timed_out, deadline = _drain(pipes, started + timeout, kill)
     except BaseException:
         kill()
         raise
     finally:
-        sel.close()
-        for p in (proc.stdin, proc.stdout, proc.stderr):
-            if p is not None and not p.closed:
-                p.close()
-    try:
-        code = proc.wait(timeout=max(0.1, deadline - time.monotonic()) if timed_out else None)
-    except subprocess.TimeoutExpired:
-        kill()
-        code = proc.wait()
-    duration_ms = (time.monotonic() - started) * 1000.0
-    out, err = caps["stdout"], caps["stderr"]
-    out.finish(blobs)
-    err.finish(blobs)
+        pipes.close()
+    code = _wait_exit(proc, kill, timed_out, deadline)
     exit_code: int | None = code
     signal: int | None = None
     if timed_out:
         exit_code, signal = None, 9
     elif code < 0:
         exit_code, signal = None, -code
-    return ExecResult(
+    return captured_result(
+        caps["stdout"],
+        caps["stderr"],
+        blobs,
         exit_code=exit_code,
         signal=signal,
         timed_out=timed_out,
-        duration_ms=round(duration_ms, 3),
-        stdout=out.kept(),
-        stderr=err.kept(),
-        stdout_size=out.size,
-        stderr_size=err.size,
-        stdout_digest=out.digest(),
-        stderr_digest=err.digest(),
-        truncated=out.truncated or err.truncated,
+        started=started,
     )
+
+
+def _drain(pipes: _Pipes, deadline: float, kill: Callable[[], None]) -> tuple[bool, float]:
+    """Serve the pipes until every writer has closed them. At the deadline the process tree is
+    killed and the pipes drained for a grace period more. Returns (timed out, last deadline)."""
+    timed_out = False
+    while pipes.open():
+        now = time.monotonic()
+        if not timed_out and now >= deadline:
+            timed_out = True
+            kill()
+            deadline = now + _DRAIN_AFTER_KILL_S
+        elif timed_out and now >= deadline:
+            break  # something outside the tree holds a pipe; stop waiting for it
+        pipes.serve(max(0.0, deadline - now))
+    return timed_out, deadline
+
+
+def _wait_exit(
+    proc: subprocess.Popen[bytes], kill: Callable[[], None], timed_out: bool, deadline: float
+) -> int:
+    """The exit code; a killed process gets until the drain deadline to go, then a second kill."""
+    try:
+        return proc.wait(timeout=max(0.1, deadline - time.monotonic()) if timed_out else None)
+    except subprocess.TimeoutExpired:
+        kill()
+        return proc.wait()
+
+
+class _Pipes:
+    """A child's pipes on one selector: stdin written from a buffer as it can take it, stdout
+    and stderr read into their captures (and the chunk callback) as they become readable."""
+
+    def __init__(
+        self,
+        proc: subprocess.Popen[bytes],
+        stdin: bytes | None,
+        caps: dict[str, StreamCapture],
+        on_chunk: ChunkCallback | None,
+    ) -> None:
+        assert proc.stdout is not None and proc.stderr is not None
+        self._proc, self._caps, self._on_chunk = proc, caps, on_chunk
+        self._sel = selectors.DefaultSelector()
+        self._names: dict[int, Literal["stdout", "stderr"]] = {}
+        for name, pipe in (("stdout", proc.stdout), ("stderr", proc.stderr)):
+            fd = pipe.fileno()
+            os.set_blocking(fd, False)
+            self._sel.register(fd, selectors.EVENT_READ)
+            self._names[fd] = name  # type: ignore[assignment]
+        self._pending = memoryview(stdin or b"")
+        self._stdin_fd = -1
+        if proc.stdin is not None:
+            if self._pending:
+                self._stdin_fd = proc.stdin.fileno()
+                os.set_blocking(self._stdin_fd, False)
+                self._sel.register(self._stdin_fd, selectors.EVENT_WRITE)
+            else:
+                proc.stdin.close()
+
+    def open(self) -> bool:
+        """Whether a pipe is still registered (not at EOF, stdin not fully written)."""
+        return bool(self._sel.get_map())
+
+    def serve(self, wait: float) -> None:
+        """Wait up to `wait` seconds for the pipes, then write or read what is ready."""
+        for key, _ in self._sel.select(wait):
+            fd = int(key.fd)
+            if fd == self._stdin_fd:
+                self._write_stdin()
+            else:
+                self._read(fd)
+
+    def _write_stdin(self) -> None:
+        try:
+            n = os.write(self._stdin_fd, self._pending[:_READ])
+        except BrokenPipeError:
+            n = len(self._pending)  # the command stopped reading
+        self._pending = self._pending[n:]
+        if not self._pending:
+            self._sel.unregister(self._stdin_fd)
+            self._stdin_fd = -1
+            if self._proc.stdin is not None:
+                self._proc.stdin.close()
+
+    def _read(self, fd: int) -> None:
+        data = os.read(fd, _READ)
+        if not data:
+            self._sel.unregister(fd)
+            return
+        name = self._names[fd]
+        self._caps[name].feed(data)
+        if self._on_chunk is not None:
+            self._on_chunk(name, data)
+
+    def close(self) -> None:
+        self._sel.close()
+        for p in (self._proc.stdin, self._proc.stdout, self._proc.stderr):
+            if p is not None and not p.closed:
+                p.close()
