@@ -174,47 +174,59 @@ def build_base_image(
     rootfs = os.path.join(work, "rootfs")
     try:
         progress(f"debootstrap bookworm from {mirror} (about a minute)")
-        cmd = [
-            debootstrap,
-            "--variant=minbase",
-            f"--include={','.join(BASE_PACKAGES)}",
-            "bookworm",
-            rootfs,
-            mirror,
-        ]
-        run = subprocess.run(cmd, capture_output=True, text=True)
-        if run.returncode != 0:
-            tail = (run.stdout + run.stderr).strip().splitlines()[-5:]
-            raise SandboxUnavailable(f"debootstrap failed ({run.returncode}): {' | '.join(tail)}")
-        _add_sandbox_user(rootfs)
-        for junk in ("var/cache/apt/archives", "var/lib/apt/lists"):
-            shutil.rmtree(os.path.join(rootfs, junk), ignore_errors=True)
+        _debootstrap(debootstrap, rootfs, mirror)
         progress(f"importing the root filesystem as {tag}")
-        changes = [
-            f"USER {SANDBOX_UID}:{SANDBOX_UID}",
-            f"WORKDIR {WORKSPACE}",
-            f"ENV HOME={WORKSPACE} LANG=C.UTF-8 "
-            "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-            'CMD ["sleep", "infinity"]',
-        ]
-        repo, _, version = tag.rpartition(":")
-        tar = subprocess.Popen(
-            ["tar", "--numeric-owner", "-C", rootfs, "-c", "."], stdout=subprocess.PIPE
-        )
-        assert tar.stdout is not None
-        try:
-            out = client.api.import_image_from_stream(
-                _chunks(tar.stdout), repository=repo, tag=version, changes=changes
-            )
-        finally:
-            tar.stdout.close()
-            tar.wait()
-        if tar.returncode != 0:
-            raise SandboxUnavailable(f"tar of the root filesystem failed ({tar.returncode})")
-        progress(str(out).strip())
+        progress(_import_rootfs(client, rootfs, tag))
         return str(client.images.get(tag).id)
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def _debootstrap(debootstrap: str, rootfs: str, mirror: str) -> None:
+    """A minimal bookworm with BASE_PACKAGES and the sandbox user in `rootfs`, apt's caches
+    left out."""
+    cmd = [
+        debootstrap,
+        "--variant=minbase",
+        f"--include={','.join(BASE_PACKAGES)}",
+        "bookworm",
+        rootfs,
+        mirror,
+    ]
+    run = subprocess.run(cmd, capture_output=True, text=True)
+    if run.returncode != 0:
+        tail = (run.stdout + run.stderr).strip().splitlines()[-5:]
+        raise SandboxUnavailable(f"debootstrap failed ({run.returncode}): {' | '.join(tail)}")
+    _add_sandbox_user(rootfs)
+    for junk in ("var/cache/apt/archives", "var/lib/apt/lists"):
+        shutil.rmtree(os.path.join(rootfs, junk), ignore_errors=True)
+
+
+def _import_rootfs(client: Any, rootfs: str, tag: str) -> str:
+    """Import `rootfs` as image `tag` (user, workdir, environment of the sandbox); returns the
+    engine's answer."""
+    changes = [
+        f"USER {SANDBOX_UID}:{SANDBOX_UID}",
+        f"WORKDIR {WORKSPACE}",
+        f"ENV HOME={WORKSPACE} LANG=C.UTF-8 "
+        "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+        'CMD ["sleep", "infinity"]',
+    ]
+    repo, _, version = tag.rpartition(":")
+    tar = subprocess.Popen(
+        ["tar", "--numeric-owner", "-C", rootfs, "-c", "."], stdout=subprocess.PIPE
+    )
+    assert tar.stdout is not None
+    try:
+        out = client.api.import_image_from_stream(
+            _chunks(tar.stdout), repository=repo, tag=version, changes=changes
+        )
+    finally:
+        tar.stdout.close()
+        tar.wait()
+    if tar.returncode != 0:
+        raise SandboxUnavailable(f"tar of the root filesystem failed ({tar.returncode})")
+    return str(out).strip()
 
 
 def _chunks(f: io.BufferedReader | Any) -> Iterator[bytes]:
