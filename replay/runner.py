@@ -228,8 +228,31 @@ def replay_recorded(
     """`replay_session` for a session already read (see there)."""
     options = options or ReplayOptions()
     began = time.monotonic()
-    started = session.started
     normalizers = NormalizerSet(options.normalizers, hostnames=options.hostnames)
+    report = _new_report(session, options, normalizers)
+    blobs = _StepBlobs()
+    template = _replayable_template(session, options, report)
+    sandbox = None
+    if template is not None:
+        sandbox = _open_sandbox(session, options, report, template, blobs, sandbox_factory)
+    if sandbox is None:
+        report.aborted = True
+        report.seconds = time.monotonic() - began
+        return report
+    try:
+        report.template_digest = sandbox.template_digest
+        _run(store, session, options, report, sandbox, blobs, normalizers, on_step)
+    finally:
+        sandbox.close()
+    report.seconds = time.monotonic() - began
+    return report
+
+
+def _new_report(
+    session: RecordedSession, options: ReplayOptions, normalizers: NormalizerSet
+) -> ReplayReport:
+    """The report before anything runs: what was recorded and where it will be replayed."""
+    started = session.started
     report = ReplayReport(
         session_id=session.session_id,
         source_stream=session.stream_id,
@@ -245,23 +268,36 @@ def replay_recorded(
             f"cross-backend replay: recorded on {started.sandbox_backend or '(unknown)'}, "
             f"replayed on {report.sandbox_backend}"
         )
+    return report
+
+
+def _replayable_template(
+    session: RecordedSession, options: ReplayOptions, report: ReplayReport
+) -> Template | str | None:
+    """The template to replay from, or None after writing in the report why the replay must
+    refuse (a session from outside an ise-es sandbox, or a template that is not the same)."""
     if report.sandbox_backend not in BACKENDS:
-        report.aborted = True
         report.reason = (
             f"session {session.session_id} ran on {report.sandbox_backend!r}, not in an ise-es "
             f"sandbox (imported?): pass --sandbox ({' or '.join(BACKENDS)}) to replay its calls "
             "there anyway"
         )
-        report.seconds = time.monotonic() - began
-        return report
-    template = _resolve_template(session, options, report)
-    if template is None:
-        report.aborted = True
-        report.seconds = time.monotonic() - began
-        return report
-    blobs = _StepBlobs()
+        return None
+    return _resolve_template(session, options, report)
+
+
+def _open_sandbox(
+    session: RecordedSession,
+    options: ReplayOptions,
+    report: ReplayReport,
+    template: Template | str,
+    blobs: _StepBlobs,
+    sandbox_factory: Callable[..., Sandbox],
+) -> Sandbox | None:
+    """A fresh sandbox with the recorded environment, or None with the reason in the report."""
+    started = session.started
     try:
-        sandbox = sandbox_factory(
+        return sandbox_factory(
             report.sandbox_backend,
             template,
             blobs=blobs,
@@ -275,17 +311,8 @@ def replay_recorded(
             **dict(options.sandbox_options),
         )
     except (SandboxError, ConfigError) as e:
-        report.aborted = True
         report.reason = f"cannot start a {report.sandbox_backend} sandbox: {e}"
-        report.seconds = time.monotonic() - began
-        return report
-    try:
-        report.template_digest = sandbox.template_digest
-        _run(store, session, options, report, sandbox, blobs, normalizers, on_step)
-    finally:
-        sandbox.close()
-    report.seconds = time.monotonic() - began
-    return report
+        return None
 
 
 def _run(
@@ -298,6 +325,47 @@ def _run(
     normalizers: NormalizerSet,
     on_step: Callable[[StepResult], None] | None,
 ) -> None:
+    """Replay every step in `sandbox`, recording the replay stream from start to end (which
+    is written even when Ctrl-C stops the replay; the interrupt goes on after it)."""
+    writer = _start_stream(store, session, sandbox, normalizers, report)
+    gateway = _Gateway([x for s in session.steps for x in s.http], store.get_blob)
+    collector = _Collector()
+    runner = ToolRunner(
+        sandbox,
+        blobs,
+        gateway,
+        collector,
+        registry=_registry(session, report.notes),
+        name_factory=SessionNamer(session.started.seeds.get("session", 0)),
+    )
+    steps = _StepLoop(session, options, report, writer, on_step)
+    comparator = StepComparator(normalizers, store.get_blob)
+    interrupted: BaseException | None = None
+    try:
+        for position, rec in enumerate(session.steps):
+            outcome = _replay_step(rec, runner, collector, gateway, blobs, comparator)
+            if not steps.record(position, rec, *outcome):
+                break
+    except KeyboardInterrupt as e:
+        interrupted = e
+        report.aborted = True
+        report.reason = "the replay was interrupted (Ctrl-C)"
+        report.skipped = len(session.steps) - len(report.steps)
+    finally:
+        runner.close()
+    _end_stream(writer, session, report, steps.counts)
+    if interrupted is not None:
+        raise interrupted
+
+
+def _start_stream(
+    store: EventStore,
+    session: RecordedSession,
+    sandbox: Sandbox,
+    normalizers: NormalizerSet,
+    report: ReplayReport,
+) -> ReplayWriter:
+    """A new `replay-<id>` stream, its ReplayStarted written."""
     replay_id = uuid.uuid4().hex[:16]
     writer = ReplayWriter(store, f"replay-{replay_id}")
     writer.add(
@@ -313,65 +381,81 @@ def _run(
         flush=True,
     )
     report.replay_id = replay_id
-    gateway = _Gateway([x for s in session.steps for x in s.http], store.get_blob)
-    collector = _Collector()
-    runner = ToolRunner(
-        sandbox,
-        blobs,
-        gateway,
-        collector,
-        registry=_registry(session, report.notes),
-        name_factory=SessionNamer(session.started.seeds.get("session", 0)),
-    )
-    comparator = StepComparator(normalizers, store.get_blob)
-    counts: Counter[str] = Counter()
-    interrupted: BaseException | None = None
-    try:
-        for position, rec in enumerate(session.steps):
-            result, stored_blobs, failure = _replay_step(
-                rec, runner, collector, gateway, blobs, comparator
-            )
-            after = report.first_divergence is not None
-            if after:
-                result = _mark_after(result)
-            if result.verdict == "diverged" and report.first_divergence is None:
-                report.first_divergence = rec.index
-            counts[result.verdict] += 1
-            report.steps.append(result)
-            writer.add(
-                StepReplayed(
-                    index=rec.index,
-                    call_id=rec.call_id,
-                    tool=rec.tool,
-                    verdict=result.verdict,
-                    differences=[d.as_event_dict() for d in result.differences],
-                    normalizers_fired=result.normalizers_fired,
-                    after_divergence=after,
-                ),
-                stored_blobs,
-            )
-            if on_step is not None:
-                on_step(result)
-            if failure is not None:  # the sandbox died: nothing more can run in it
-                report.aborted = True
-                report.reason = f"the sandbox failed at step {rec.index}: {failure}"
-                report.skipped = len(session.steps) - position - 1
-                break
-            if options.stop_at_first and result.verdict == "diverged":
-                report.skipped = len(session.steps) - position - 1
-                if report.skipped:
-                    report.notes.append(
-                        f"--stop-at-first: {report.skipped} later step(s) were not replayed"
-                    )
-                break
-    except KeyboardInterrupt as e:
-        # Ctrl-C: the replay stream still ends, saying so, before the interrupt goes on.
-        interrupted = e
-        report.aborted = True
-        report.reason = "the replay was interrupted (Ctrl-C)"
-        report.skipped = len(session.steps) - len(report.steps)
-    finally:
-        runner.close()
+    return writer
+
+
+class _StepLoop:
+    """What each replayed step does to the report and the stream, and whether the replay goes
+    on after it."""
+
+    def __init__(
+        self,
+        session: RecordedSession,
+        options: ReplayOptions,
+        report: ReplayReport,
+        writer: ReplayWriter,
+        on_step: Callable[[StepResult], None] | None,
+    ) -> None:
+        self.total = len(session.steps)
+        self.options, self.report, self.writer, self.on_step = options, report, writer, on_step
+        self.counts: Counter[str] = Counter()
+
+    def record(
+        self,
+        position: int,
+        rec: RecordedStep,
+        result: StepResult,
+        stored_blobs: list[bytes],
+        failure: str | None,
+    ) -> bool:
+        """Count, report and record the step; False when the replay stops after it."""
+        report = self.report
+        after = report.first_divergence is not None
+        if after:
+            result = _mark_after(result)
+        if result.verdict == "diverged" and report.first_divergence is None:
+            report.first_divergence = rec.index
+        self.counts[result.verdict] += 1
+        report.steps.append(result)
+        self.writer.add(
+            StepReplayed(
+                index=rec.index,
+                call_id=rec.call_id,
+                tool=rec.tool,
+                verdict=result.verdict,
+                differences=[d.as_event_dict() for d in result.differences],
+                normalizers_fired=result.normalizers_fired,
+                after_divergence=after,
+            ),
+            stored_blobs,
+        )
+        if self.on_step is not None:
+            self.on_step(result)
+        return self._goes_on(position, rec, result, failure)
+
+    def _goes_on(
+        self, position: int, rec: RecordedStep, result: StepResult, failure: str | None
+    ) -> bool:
+        report = self.report
+        if failure is not None:  # the sandbox died: nothing more can run in it
+            report.aborted = True
+            report.reason = f"the sandbox failed at step {rec.index}: {failure}"
+            report.skipped = self.total - position - 1
+            return False
+        if self.options.stop_at_first and result.verdict == "diverged":
+            report.skipped = self.total - position - 1
+            if report.skipped:
+                report.notes.append(
+                    f"--stop-at-first: {report.skipped} later step(s) were not replayed"
+                )
+            return False
+        return True
+
+
+def _end_stream(
+    writer: ReplayWriter, session: RecordedSession, report: ReplayReport, counts: Counter[str]
+) -> None:
+    """Settle the report's status and write ReplayEnded."""
     if session.unfinished is not None:
         u = session.unfinished
         report.notes.append(
@@ -390,8 +474,6 @@ def _run(
         ),
         flush=True,
     )
-    if interrupted is not None:
-        raise interrupted
 
 
 def _replay_step(
