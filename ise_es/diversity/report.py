@@ -23,7 +23,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import msgspec
 import numpy as np
@@ -45,6 +45,7 @@ __all__ = [
 ]
 
 EmbedFn = Callable[[Sequence[str]], npt.NDArray[np.float32]]
+_T = TypeVar("_T")
 
 
 class DiversityItem(msgspec.Struct, frozen=True, kw_only=True):
@@ -164,66 +165,29 @@ def diversity_report(
     options = options or DiversityOptions()
     if len(items) < 2:
         raise ValueError(f"diversity needs at least 2 texts, got {len(items)}")
-    seconds: dict[str, float] = {}
-    t0 = clock()
+    watch = _Stopwatch(clock)
     texts = [it.text for it in items]
     x = np.asarray(embed(texts), dtype=np.float32)
-    seconds["embed"] = clock() - t0
-    rng = np.random.default_rng(options.seed)
+    watch.seconds["embed"] = clock() - watch.started
+    rng = np.random.default_rng(options.seed)  # drawn from in this order: curve, then slices
     q = options.q
-
-    t = clock()
-    full = vendi_score(x, q)
-    seconds["vendi"] = clock() - t
-
-    t = clock()
-    bootstrap = None
-    if len(x) >= options.bootstrap_n:
-        bootstrap = _draws(x, options.bootstrap_n, options.bootstrap_draws, q, rng)
-    curve = [_draws(x, n, options.curve_draws, q, rng) for n in options.curve_sizes if n < len(x)]
-    curve.append(Stat(n=len(x), mean=full, std=0.0, draws=1))
-    seconds["bootstrap_curve"] = clock() - t
-
-    t = clock()
-    distinct = {
-        f"k{k}": distinct_n(texts, k_tokens=k, samples=options.distinct_samples, seed=options.seed)
-        for k in options.distinct_k
-    }
-    seconds["distinct"] = clock() - t
-    t = clock()
-    sb = self_bleu(texts, samples=options.self_bleu_samples, seed=options.seed)
-    seconds["self_bleu"] = clock() - t
-
-    t = clock()
-    rows = []
-    k_min = min(options.distinct_k)
-    for (kind, group), idx in sorted(_slices(items).items()):
-        if len(idx) < options.slice_min:
-            rows.append(SliceRow(kind=kind, group=group, n=len(idx)))
-            continue
-        sub = x[np.asarray(idx)]
-        at_n = None
-        if len(idx) >= options.slice_n:
-            at_n = _draws(sub, options.slice_n, options.slice_draws, q, rng)
-        d = distinct_n(
-            [texts[i] for i in idx],
-            n_values=(2,),
-            k_tokens=k_min,
-            samples=options.distinct_samples,
-            seed=options.seed,
-        )
-        rows.append(
-            SliceRow(
-                kind=kind,
-                group=group,
-                n=len(idx),
-                vendi=vendi_score(sub, q),
-                vendi_at_n=at_n,
-                distinct_2=float(d2) if (d2 := d["distinct_2"]) is not None else None,
+    full = watch.time("vendi", lambda: vendi_score(x, q))
+    bootstrap, curve = watch.time("bootstrap_curve", lambda: _curve(x, full, options, rng))
+    distinct = watch.time(
+        "distinct",
+        lambda: {
+            f"k{k}": distinct_n(
+                texts, k_tokens=k, samples=options.distinct_samples, seed=options.seed
             )
-        )
-    seconds["slices"] = clock() - t
-    seconds["total"] = clock() - t0
+            for k in options.distinct_k
+        },
+    )
+    sb = watch.time(
+        "self_bleu",
+        lambda: self_bleu(texts, samples=options.self_bleu_samples, seed=options.seed),
+    )
+    rows = watch.time("slices", lambda: _slice_rows(items, texts, x, options, rng))
+    watch.seconds["total"] = clock() - watch.started
     return DiversityReport(
         source=source,
         model=model,
@@ -237,8 +201,75 @@ def diversity_report(
         self_bleu=sb,
         self_bleu_samples=min(options.self_bleu_samples, len(texts)),
         slices=rows,
-        seconds={k: round(v, 4) for k, v in seconds.items()},
+        seconds={k: round(v, 4) for k, v in watch.seconds.items()},
     )
+
+
+class _Stopwatch:
+    """Seconds per named stage of the report, from one injected clock."""
+
+    def __init__(self, clock: Callable[[], float]) -> None:
+        self.clock = clock
+        self.started = clock()
+        self.seconds: dict[str, float] = {}
+
+    def time(self, name: str, fn: Callable[[], _T]) -> _T:
+        t = self.clock()
+        value = fn()
+        self.seconds[name] = self.clock() - t
+        return value
+
+
+def _curve(
+    x: npt.NDArray[np.float32], full: float, options: DiversityOptions, rng: np.random.Generator
+) -> tuple[Stat | None, list[Stat]]:
+    """The Vendi Score at `bootstrap_n` items (None with fewer) and at every curve size,
+    ending with all items."""
+    q = options.q
+    bootstrap = None
+    if len(x) >= options.bootstrap_n:
+        bootstrap = _draws(x, options.bootstrap_n, options.bootstrap_draws, q, rng)
+    curve = [_draws(x, n, options.curve_draws, q, rng) for n in options.curve_sizes if n < len(x)]
+    curve.append(Stat(n=len(x), mean=full, std=0.0, draws=1))
+    return bootstrap, curve
+
+
+def _slice_rows(
+    items: Sequence[DiversityItem],
+    texts: list[str],
+    x: npt.NDArray[np.float32],
+    options: DiversityOptions,
+    rng: np.random.Generator,
+) -> list[SliceRow]:
+    """One row per slice (domains, industry, experience level); a slice smaller than
+    `slice_min` gets its size only."""
+    rows = []
+    for (kind, group), idx in sorted(_slices(items).items()):
+        if len(idx) < options.slice_min:
+            rows.append(SliceRow(kind=kind, group=group, n=len(idx)))
+            continue
+        sub = x[np.asarray(idx)]
+        at_n = None
+        if len(idx) >= options.slice_n:
+            at_n = _draws(sub, options.slice_n, options.slice_draws, options.q, rng)
+        d = distinct_n(
+            [texts[i] for i in idx],
+            n_values=(2,),
+            k_tokens=min(options.distinct_k),
+            samples=options.distinct_samples,
+            seed=options.seed,
+        )
+        rows.append(
+            SliceRow(
+                kind=kind,
+                group=group,
+                n=len(idx),
+                vendi=vendi_score(sub, options.q),
+                vendi_at_n=at_n,
+                distinct_2=float(d2) if (d2 := d["distinct_2"]) is not None else None,
+            )
+        )
+    return rows
 
 
 def write_report(report: DiversityReport, path: Path) -> None:
