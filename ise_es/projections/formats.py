@@ -1,5 +1,9 @@
 """Trainer formats: one session in, zero or more JSON samples out.
 
+This module renders openai and sharegpt and dispatches; the options and errors are in
+`formatoptions.py` (shared by every renderer), the middle format is written by
+`middleformat.py`.
+
 openai
     `{"messages": [...], "tools": [...]}` as OpenAI fine-tuning and TRL read it: assistant
     `tool_calls[].function.arguments` is the JSON *string* the model emitted, `tool` messages
@@ -68,11 +72,8 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from typing import Any, Literal
+from typing import Any
 
-import msgspec
-
-from ise_es.errors import ConfigError
 from ise_es.projections.conversation import (
     Msg,
     conversation,
@@ -80,127 +81,18 @@ from ise_es.projections.conversation import (
     system_prompt,
     turn_spans,
 )
-from ise_es.projections.secrets import redact as redact_secrets
-from ise_es.projections.session import SessionView, function_schemas, reference_failed
-
-__all__ = [
-    "FORMATS",
-    "LEGACY_KEYS",
-    "Excluded",
-    "Format",
-    "Malformed",
-    "MiddleShape",
-    "Reasoning",
-    "RenderOptions",
-    "Samples",
-    "Success",
-    "Unrepresentable",
-    "render",
-    "resolve_options",
-]
-
-Format = Literal["openai", "sharegpt", "middle"]
-Reasoning = Literal["field", "think", "drop"]
-Samples = Literal["trajectory", "per-turn"]
-Malformed = Literal["mask", "drop", "keep"]
-MiddleShape = Literal["current", "legacy"]
-Success = Literal["strict", "reference"]
-FORMATS: tuple[Format, ...] = ("openai", "sharegpt", "middle")
-LEGACY_KEYS = (
-    "status",
-    "session_id",
-    "intent",
-    "total_steps",
-    "enable_thinking",
-    "messages",
-    "tools",
-    "skills",
-    "final_output",
-    "intent_id",
-    "metadata",
+from ise_es.projections.formatoptions import (
+    Excluded,
+    RenderOptions,
+    Unrepresentable,
+    resolve_options,
+    think,
 )
-"""The legacy middle shape's keys, in the order its files have them."""
+from ise_es.projections.middleformat import middle_document
+from ise_es.projections.session import SessionView, function_schemas
 
-
-class Unrepresentable(Exception):
-    """The session cannot be expressed in the chosen format without losing or inventing
-    content; the exporter skips and counts it."""
-
-
-class Excluded(Unrepresentable):
-    """The options exclude the session (`malformed="drop"`); `reason` is how it is counted."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
-
-
-class RenderOptions(msgspec.Struct, frozen=True, kw_only=True):
-    format: Format = "openai"
-    reasoning: Reasoning = "field"
-    samples: Samples = "trajectory"
-    redact: bool = False
-    malformed: Malformed = "mask"
-    middle_shape: MiddleShape = "current"
-    success: Success = "strict"
-
-
-def resolve_options(
-    format: str = "openai",
-    reasoning: str | None = None,
-    samples: str = "trajectory",
-    *,
-    redact: bool = False,
-    malformed: str = "mask",
-    middle_shape: str = "current",
-    success: str = "strict",
-) -> RenderOptions:
-    """Check a combination of options and fill the format's default reasoning mode.
-
-    Raises:
-        ConfigError: an unknown value, or a combination the format cannot express.
-    """
-    if format not in FORMATS:
-        raise ConfigError(f"unknown format {format!r}: use one of {', '.join(FORMATS)}")
-    if reasoning is None:
-        reasoning = "think" if format == "sharegpt" else "field"
-    if reasoning not in ("field", "think", "drop"):
-        raise ConfigError(f"unknown reasoning mode {reasoning!r}: use field, think or drop")
-    if samples not in ("trajectory", "per-turn"):
-        raise ConfigError(f"unknown samples mode {samples!r}: use trajectory or per-turn")
-    if format == "sharegpt" and reasoning == "field":
-        raise ConfigError(
-            "sharegpt has no reasoning field: use --reasoning think (inline <think> blocks) "
-            "or --reasoning drop"
-        )
-    if malformed not in ("mask", "drop", "keep"):
-        raise ConfigError(f"unknown --malformed {malformed!r}: use mask, drop or keep")
-    if middle_shape not in ("current", "legacy"):
-        raise ConfigError(f"unknown middle shape {middle_shape!r}: use current or legacy")
-    if success not in ("strict", "reference"):
-        raise ConfigError(f"unknown success rule {success!r}: use strict or reference")
-    if format != "middle" and (middle_shape != "current" or success != "strict"):
-        raise ConfigError(
-            "--middle-shape and --success shape the middle format only: add --format middle"
-        )
-    if format == "middle" and samples == "per-turn":
-        raise ConfigError(
-            "the middle format holds whole trajectories: use --samples trajectory, or "
-            "--format openai/sharegpt for per-turn samples"
-        )
-    return RenderOptions(
-        format=format,
-        reasoning=reasoning,  # type: ignore[arg-type]
-        samples=samples,  # type: ignore[arg-type]
-        redact=redact,
-        malformed=malformed,  # type: ignore[arg-type]
-        middle_shape=middle_shape,  # type: ignore[arg-type]
-        success=success,  # type: ignore[arg-type]
-    )
-
-
-def _think(reasoning: str, text: str) -> str:
-    return f"<think>\n{reasoning.strip(chr(10))}\n</think>\n\n{text}"
+# the options and errors are re-exported: callers render and configure through this module
+__all__ = ["Excluded", "RenderOptions", "Unrepresentable", "render", "resolve_options"]
 
 
 def render(view: SessionView, options: RenderOptions) -> list[dict[str, Any]]:
@@ -216,7 +108,7 @@ def render(view: SessionView, options: RenderOptions) -> list[dict[str, Any]]:
     ):
         raise Excluded("malformed tool-call arguments")
     if options.format == "middle":
-        return [_middle(view, system, messages, options)]
+        return [middle_document(view, system, messages, options)]
     renderer: Callable[..., dict[str, Any]] = _openai if options.format == "openai" else _sharegpt
     if options.samples == "trajectory":
         if not any(m.role == "assistant" for m in messages):
@@ -257,7 +149,7 @@ def _openai_assistant(
     message: dict[str, Any] = {"role": "assistant"}
     if m.reasoning and keep_reasoning:
         if options.reasoning == "think":
-            content = _think(m.reasoning, content)
+            content = think(m.reasoning, content)
         elif options.reasoning == "field":
             message["reasoning_content"] = m.reasoning
     message["content"] = content
@@ -282,290 +174,121 @@ def _call_object(name: str, arguments: str) -> dict[str, Any]:
     return {"name": name, "arguments": parsed}
 
 
-def _sharegpt(
-    view: SessionView, system: str, messages: list[Msg], target: int, options: RenderOptions
-) -> dict[str, Any]:
-    turns: list[dict[str, str]] = []
-    texts: list[str] = []
-    thoughts: list[str] = []
+class _ShareGptTurns:
+    """The conversation turns of one sample, built by the rules S1-S6 of the module docstring:
+    assistant text and reasoning wait in `texts`/`thoughts` until a turn takes them."""
 
-    def last_from() -> str:
-        return turns[-1]["from"] if turns else ""
+    def __init__(self, messages: list[Msg], target: int, options: RenderOptions) -> None:
+        self.messages = messages
+        self.target = target
+        self.options = options
+        self.turns: list[dict[str, str]] = []
+        self.texts: list[str] = []
+        self.thoughts: list[str] = []
 
-    def prefix(value: str) -> str:
-        thought = "\n\n".join(thoughts)
-        return _think(thought, value) if thought else value
+    def build(self) -> list[dict[str, str]]:
+        i = 0
+        while i < len(self.messages):
+            m = self.messages[i]
+            if m.role == "user":
+                self.human(m)
+                i += 1
+            elif m.role == "tool":
+                raise Unrepresentable(f"a tool result ({m.call_id}) with no call before it")
+            else:
+                i = self.assistant(i)
+        self.flush_gpt()
+        while self.turns and self.turns[-1]["from"] in ("human", "observation"):  # S5
+            self.turns.pop()
+        if not self.turns:
+            raise Unrepresentable("no answered user message")
+        return self.turns
 
-    def flush_gpt() -> None:
-        if not texts and not thoughts:
+    def last_from(self) -> str:
+        return self.turns[-1]["from"] if self.turns else ""
+
+    def prefix(self, value: str) -> str:
+        thought = "\n\n".join(self.thoughts)
+        return think(thought, value) if thought else value
+
+    def take(self, kind: str, value: str) -> None:
+        """A gpt or function_call turn: the waiting reasoning before `value`, then none waits."""
+        self.turns.append({"from": kind, "value": self.prefix(value)})
+        self.texts.clear()
+        self.thoughts.clear()
+
+    def flush_gpt(self) -> None:
+        if not self.texts and not self.thoughts:
             return
-        if last_from() not in ("human", "observation"):
+        if self.last_from() not in ("human", "observation"):
             raise Unrepresentable("an assistant answer with no user message or result before it")
-        turns.append({"from": "gpt", "value": prefix("\n\n".join(t for t in texts if t))})
-        texts.clear()
-        thoughts.clear()
+        self.take("gpt", "\n\n".join(t for t in self.texts if t))
 
-    i = 0
-    while i < len(messages):
-        m = messages[i]
-        if m.role == "user":
-            flush_gpt()
-            if last_from() not in ("", "gpt", "function_call"):
-                raise Unrepresentable(f"user turn {m.turn} follows tool results with no answer")
-            if last_from() == "function_call":
-                raise Unrepresentable(f"tool calls before user turn {m.turn} have no results")
-            turns.append({"from": "human", "value": m.content})
-            i += 1
-            continue
-        if m.role == "tool":
-            raise Unrepresentable(f"a tool result ({m.call_id}) with no call before it")
-        # assistant (S4: gather consecutive answers; S1/S3: tool calls end the gathering)
-        if m.reasoning and i >= target and options.reasoning == "think":
-            thoughts.append(m.reasoning)
+    def human(self, m: Msg) -> None:
+        self.flush_gpt()
+        if self.last_from() not in ("", "gpt", "function_call"):
+            raise Unrepresentable(f"user turn {m.turn} follows tool results with no answer")
+        if self.last_from() == "function_call":
+            raise Unrepresentable(f"tool calls before user turn {m.turn} have no results")
+        self.turns.append({"from": "human", "value": m.content})
+
+    def assistant(self, i: int) -> int:
+        """Take the assistant message at `i` (and the results of its calls); the next index.
+        S4: consecutive answers gather; S1/S3: tool calls end the gathering."""
+        m = self.messages[i]
+        if m.reasoning and i >= self.target and self.options.reasoning == "think":
+            self.thoughts.append(m.reasoning)
         if m.content:
-            texts.append(m.content)
+            self.texts.append(m.content)
         if not m.tool_calls:
-            i += 1
-            continue
+            return i + 1
         broken = (
             {c.id for c in m.tool_calls if malformed_arguments(c.arguments)}
-            if options.malformed == "mask"
+            if self.options.malformed == "mask"
             else set()
         )
         if len(broken) == len(m.tool_calls):  # M1: nothing left to teach in this message
-            texts.clear()
-            thoughts.clear()
-            i += 1
-            while i < len(messages) and messages[i].role == "tool":
-                i += 1
-            continue
-        if last_from() not in ("human", "observation"):
+            self.texts.clear()
+            self.thoughts.clear()
+            return self.results_end(i + 1)
+        self.function_call(m, broken)
+        return self.observation(i + 1, broken)
+
+    def function_call(self, m: Msg, broken: set[str]) -> None:
+        if self.last_from() not in ("human", "observation"):
             raise Unrepresentable("tool calls with no user message or result before them")
         calls = [_call_object(c.name, c.arguments) for c in m.tool_calls if c.id not in broken]
-        text = "\n\n".join(t for t in texts if t)
+        text = "\n\n".join(t for t in self.texts if t)
         if text:
             calls[0]["content"] = text
-        value = json.dumps(calls[0] if len(calls) == 1 else calls, ensure_ascii=False)
-        turns.append({"from": "function_call", "value": prefix(value)})
-        texts.clear()
-        thoughts.clear()
-        i += 1
-        results: list[str] = []
-        while i < len(messages) and messages[i].role == "tool":
-            if messages[i].call_id not in broken:
-                results.append(messages[i].content)
+        self.take(
+            "function_call", json.dumps(calls[0] if len(calls) == 1 else calls, ensure_ascii=False)
+        )
+
+    def results_end(self, i: int) -> int:
+        """The index after the tool results that start at `i`."""
+        while i < len(self.messages) and self.messages[i].role == "tool":
             i += 1
+        return i
+
+    def observation(self, i: int, broken: set[str]) -> int:
+        """S2: the results starting at `i` (but those of broken calls) as one turn."""
+        end = self.results_end(i)
+        results = [r.content for r in self.messages[i:end] if r.call_id not in broken]
         if not results:
             raise Unrepresentable("tool calls without results")
         value = results[0] if len(results) == 1 else json.dumps(results, ensure_ascii=False)
-        turns.append({"from": "observation", "value": value})
-    flush_gpt()
-    while turns and turns[-1]["from"] in ("human", "observation"):  # S5
-        turns.pop()
-    if not turns:
-        raise Unrepresentable("no answered user message")
+        self.turns.append({"from": "observation", "value": value})
+        return end
+
+
+def _sharegpt(
+    view: SessionView, system: str, messages: list[Msg], target: int, options: RenderOptions
+) -> dict[str, Any]:
+    turns = _ShareGptTurns(messages, target, options).build()
     tools = [s["function"] for s in function_schemas(view.started)]
     return {
         "conversations": turns,
         "system": system,
         "tools": json.dumps(tools, ensure_ascii=False),
     }
-
-
-# -------------------------------------------------------------------------------- middle
-
-
-def _arguments_value(arguments: str) -> Any:
-    """Newer middle files hold arguments as an object; malformed ones stay the raw string."""
-    try:
-        parsed = json.loads(arguments)
-    except ValueError:
-        return arguments
-    return parsed if isinstance(parsed, dict) else arguments
-
-
-def _scrub(value: Any, clean: Callable[[str], str]) -> Any:
-    if isinstance(value, str):
-        return clean(value)
-    if isinstance(value, dict):
-        return {k: _scrub(v, clean) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_scrub(v, clean) for v in value]
-    return value
-
-
-def _middle_tool_message(m: Msg, options: RenderOptions, legacy: bool) -> dict[str, Any]:
-    failed = (
-        reference_failed(m.finished)
-        if options.success == "reference" and m.finished is not None
-        else not m.success
-    )
-    return {
-        "role": "tool",
-        "name": m.name,
-        "tool_call_id": m.call_id,
-        "content": m.content.strip() if legacy else m.content,
-        "success": not failed,
-    }
-
-
-def _middle(
-    view: SessionView, system: str, messages: list[Msg], options: RenderOptions
-) -> dict[str, Any]:
-    clean: Callable[[str], str] = redact_secrets if options.redact else (lambda s: s)
-    legacy = options.middle_shape == "legacy"
-    started = view.started
-    record: dict[str, Any] = dict(started.intent_record) if started else {}
-    out: list[dict[str, Any]] = []
-    if system:
-        out.append({"role": "system", "content": system})
-    tool_results: list[dict[str, Any]] = []
-    model_calls: list[dict[str, Any]] = []
-    malformed: list[dict[str, Any]] = []
-    any_reasoning = False
-    final_output = ""
-    for m in messages:
-        if m.role == "user":
-            out.append({"role": "user", "content": m.content})
-        elif m.role == "assistant":
-            message: dict[str, Any] = {"role": "assistant", "content": m.content}
-            if m.reasoning and options.reasoning != "drop":
-                any_reasoning = True
-                reasoning = m.reasoning.strip() if legacy else m.reasoning
-                if options.reasoning == "field":
-                    message["reasoning_content"] = reasoning
-                else:
-                    message["content"] = _think(reasoning, m.content)
-            if m.tool_calls:
-                message["tool_calls"] = [
-                    {
-                        "id": c.id,
-                        "type": "function",
-                        "function": {
-                            "name": c.name,
-                            "arguments": c.arguments if legacy else _arguments_value(c.arguments),
-                        },
-                    }
-                    for c in m.tool_calls
-                ]
-                malformed.extend(
-                    {"message_index": len(out), "tool_call_id": c.id}
-                    for c in m.tool_calls
-                    if malformed_arguments(c.arguments)
-                )
-            final_output = m.content
-            if m.model_call is not None:
-                call = m.model_call
-                model_calls.append(
-                    {
-                        "message_index": len(out),
-                        "model": call.model,
-                        "prompt_tokens": call.usage.prompt_tokens,
-                        "completion_tokens": call.usage.completion_tokens,
-                        "total_tokens": call.usage.total_tokens,
-                        "latency_ms": call.latency_ms,
-                        "finish_reason": call.finish_reason,
-                    }
-                )
-            out.append(message)
-        else:
-            out.append(_middle_tool_message(m, options, legacy))
-            if m.finished is not None:
-                f = m.finished
-                tool_results.append(
-                    {
-                        "tool_call_id": f.call_id,
-                        "name": f.tool,
-                        "exit_code": f.exit_code,
-                        "is_error": f.is_error,
-                        "timed_out": f.timed_out,
-                        "duration_ms": f.duration_ms,
-                        "error": clean(f.error) if f.error else None,
-                        "details": _scrub(f.details, clean),
-                        "files_changed": sum(len(d.changes) for d in view.diffs.get(f.call_id, [])),
-                    }
-                )
-    intent_text = clean(started.intent) if started else ""
-    intent_id = view.intent_id
-    ended = view.ended
-    metadata: dict[str, Any] = {
-        "persona": started.persona if started else None,
-        "domains": record.get("domains", []),
-        "tasks": record.get("tasks", []),
-        "complexity": record.get("complexity"),
-        "success_rule": options.success,
-        "session": {
-            "stream_id": view.stream_id,
-            "status": view.status,
-            "reason": ended.reason if ended else "",
-            "user_turns": len(view.user_turns()),
-            "sandbox_backend": started.sandbox_backend if started else "",
-            "template": started.template if started else "",
-            "template_digest": started.template_digest if started else "",
-            "models": [msgspec.to_builtins(s) for s in started.models] if started else [],
-            "provenance": _scrub(started.provenance, clean) if started else {},
-        },
-        "tool_results": tool_results,
-        "model_calls": model_calls,
-    }
-    if malformed:
-        metadata["malformed_tool_calls"] = malformed
-    if "answer" in record:
-        metadata["reference_answer"] = record["answer"]
-    sources = _source_intents(view, intent_id, intent_text, record)
-    if len(sources) > 1:
-        # which user message works towards which intent, in message order
-        metadata["user_turn_intents"] = [t.intent_id or intent_id for t in view.user_turns()]
-    common = {
-        "status": view.status or "open",
-        "session_id": view.session_id,
-        "total_steps": view.tool_call_count(),
-        "enable_thinking": any_reasoning,
-        "messages": out,
-        "tools": function_schemas(started),
-        "skills": list(record.get("skills_used", [])),
-        "final_output": final_output,
-    }
-    if legacy:
-        # the reference named a session by its header UUID (dashes and all); imports keep it
-        original = started.provenance.get("session_uuid") if started else None
-        if isinstance(original, str) and original:
-            common["session_id"] = original
-        return {
-            **{k: common[k] for k in ("status", "session_id")},
-            "intent": intent_text,
-            **{k: common[k] for k in LEGACY_KEYS[3:9]},
-            "intent_id": intent_id,
-            "metadata": metadata,
-        }
-    task_type = record.get("task_type") or ",".join(str(t) for t in record.get("tasks", []))
-    return {
-        **{k: common[k] for k in ("status", "session_id")},
-        "intent_id": intent_id,
-        **{k: common[k] for k in LEGACY_KEYS[3:9]},
-        "source_intent_count": len(sources),
-        "source_intent_ids": [s["intent_id"] for s in sources],
-        "source_intents": [{**s, "task_type": s.get("task_type", str(task_type))} for s in sources],
-        "session_finalized_by_intent_id": (
-            view.closing.intent_id or intent_id if view.closing else intent_id
-        ),
-        "metadata": metadata,
-    }
-
-
-def _source_intents(
-    view: SessionView, intent_id: str, intent_text: str, record: dict[str, Any]
-) -> list[dict[str, Any]]:
-    """Every intent the session worked through (several with intents per session or an
-    appended query), as the current middle shape lists them."""
-    started = view.started
-    if started is None or not started.intents:
-        return [{"intent_id": intent_id, "natural_language_intent": intent_text}]
-    return [
-        {
-            "intent_id": str(i.get("intent_id", "")),
-            "natural_language_intent": str(i.get("natural_language_intent", "")),
-            **({"task_type": str(i["task_type"])} if "task_type" in i else {}),
-        }
-        for i in started.intents
-    ]

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from ise_es.errors import ConfigError
+from ise_es.projections.middleformat import arguments_value
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -114,15 +115,6 @@ def _arguments_text(arguments: Any) -> str:
     return arguments if isinstance(arguments, str) else _encode(arguments).decode()
 
 
-def _arguments_value(text: str) -> Any:
-    """The middle format's rule: an object when the text is one, else the text as emitted."""
-    try:
-        parsed = json.loads(text)
-    except ValueError:
-        return text
-    return parsed if isinstance(parsed, dict) else text
-
-
 def _encoded_calls(message: dict[str, Any]) -> dict[str, Any]:
     calls = message.get("tool_calls")
     if not calls:
@@ -168,7 +160,7 @@ def sample_from_row(row: dict[str, Any], fmt: str) -> dict[str, Any]:
     if fmt == "middle":
         for m in messages:
             for call in m.get("tool_calls", []):
-                call["function"]["arguments"] = _arguments_value(call["function"]["arguments"])
+                call["function"]["arguments"] = arguments_value(call["function"]["arguments"])
     sample[key] = messages
     return sample
 
