@@ -317,36 +317,14 @@ class LiveWebGateway:
             seconds = min(limits.fetch_seconds, max(0.001, limits.session_seconds - self.seconds))
             budget = min(limits.fetch_max_bytes, max(0, limits.session_max_bytes - self.bytes))
         deadline = self._clock() + seconds
-        connected: list[str] = []
-
-        def opener() -> socket.socket:
-            """The first checked address that accepts, in resolver order, before the deadline
-            (a host whose IPv6 address is unreachable from here still answers on IPv4)."""
-            failure: OSError = TimeoutError(f"no time left to connect to {name}")
-            for address in addresses:
-                remaining = deadline - self._clock()
-                if remaining <= 0:
-                    break
-                connected.append(address)
-                try:
-                    return self._connect((address, port), remaining)
-                except OSError as e:
-                    failure = e
-            raise failure
-
-        def peer() -> str | None:
-            if not connected:
-                return None
-            address = connected[-1]
-            return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
-
+        dialer = _Dialer(name, port, addresses, deadline, self._clock, self._connect)
         connection: http.client.HTTPConnection
         if scheme == "https":
             connection = _PinnedHTTPSConnection(
-                name, port, opener=opener, timeout=seconds, context=self._tls
+                name, port, opener=dialer.open, timeout=seconds, context=self._tls
             )
         else:
-            connection = _PinnedHTTPConnection(name, port, opener=opener, timeout=seconds)
+            connection = _PinnedHTTPConnection(name, port, opener=dialer.open, timeout=seconds)
         target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
         headers = {"User-Agent": _USER_AGENT, **prepared.headers, **prepared.secret_headers}
         response: http.client.HTTPResponse | None = None
@@ -355,9 +333,11 @@ class LiveWebGateway:
             response = connection.getresponse()
             body, limit = self._read(connection, response, budget, deadline, seconds)
         except TimeoutError:
-            return self._timed_out(url, peer(), seconds)
+            return self._timed_out(url, dialer.peer(), seconds)
         except (OSError, http.client.HTTPException, ssl.SSLError) as e:
-            return WebResponse(url=url, status=0, error=f"{type(e).__name__}: {e}", peer=peer())
+            return WebResponse(
+                url=url, status=0, error=f"{type(e).__name__}: {e}", peer=dialer.peer()
+            )
         finally:
             # A response with `Connection: close` owns the socket; one cut short (a limit) is
             # not closed by reading it to the end.
@@ -365,12 +345,17 @@ class LiveWebGateway:
                 response.close()
             connection.close()
         if limit == "fetch_seconds":
-            return self._timed_out(url, peer(), seconds)
+            return self._timed_out(url, dialer.peer(), seconds)
         kept = {n: v for n in _KEPT_HEADERS if (v := response.getheader(n)) is not None}
         if limit is not None:
             kept["x-ise-es-truncated"] = str(len(body))
         return WebResponse(
-            url=url, status=response.status, headers=kept, body=body, peer=peer(), limit=limit
+            url=url,
+            status=response.status,
+            headers=kept,
+            body=body,
+            peer=dialer.peer(),
+            limit=limit,
         )
 
     def _timed_out(self, url: str, peer: str | None, seconds: float) -> WebResponse:
@@ -416,3 +401,42 @@ class LiveWebGateway:
         with self._lock:
             self.bytes += len(body)
         return body, limit
+
+
+class _Dialer:
+    """Connects to the first checked address that accepts, in resolver order, before the
+    deadline (a host whose IPv6 address is unreachable from here still answers on IPv4), and
+    says which one it was."""
+
+    def __init__(
+        self,
+        name: str,
+        port: int,
+        addresses: list[str],
+        deadline: float,
+        clock: Callable[[], float],
+        connect: Callable[[tuple[str, int], float], socket.socket],
+    ) -> None:
+        self._name, self._port, self._addresses = name, port, addresses
+        self._deadline, self._clock, self._connect = deadline, clock, connect
+        self._tried: list[str] = []
+
+    def open(self) -> socket.socket:
+        failure: OSError = TimeoutError(f"no time left to connect to {self._name}")
+        for address in self._addresses:
+            remaining = self._deadline - self._clock()
+            if remaining <= 0:
+                break
+            self._tried.append(address)
+            try:
+                return self._connect((address, self._port), remaining)
+            except OSError as e:
+                failure = e
+        raise failure
+
+    def peer(self) -> str | None:
+        """The address last connected to (or tried), as host:port; None before any."""
+        if not self._tried:
+            return None
+        address = self._tried[-1]
+        return f"[{address}]:{self._port}" if ":" in address else f"{address}:{self._port}"
