@@ -12,7 +12,7 @@ import email.utils
 import random
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import msgspec
 import openai
@@ -140,6 +140,19 @@ def _parse(body: bytes, request: RequestInfo) -> tuple[_Completion, dict[str, An
     return completion, raw_message
 
 
+class _Failure(NamedTuple):
+    """How one attempt at a completion failed."""
+
+    status: int | None
+    error: str
+    retryable: bool
+    retry_after: float | None = None
+    """The server's Retry-After, in seconds."""
+
+    def record(self, attempt: int, *, waited_s: float) -> RetryRecord:
+        return RetryRecord(attempt=attempt, status=self.status, error=self.error, waited_s=waited_s)
+
+
 class OpenAIChatClient:
     """One role's model endpoint.
 
@@ -224,48 +237,57 @@ class OpenAIChatClient:
         extra = {k: body[k] for k in config.extra_body}
         retries: list[RetryRecord] = []
         for attempt in range(config.max_retries + 1):
-            started = self._clock()
-            retry_after: float | None = None
-            status: int | None
-            try:
-                raw = self._client.chat.completions.with_raw_response.create(
-                    **kwargs, extra_body=extra or None
-                )
-                payload = raw.content
-                status = raw.status_code
-                latency_ms = (self._clock() - started) * 1000.0
-                return self._result(payload, request, latency_ms, retries)
-            except openai.APITimeoutError:
-                status, error, retryable = None, f"timeout after {config.timeout_s}s", True
-            except openai.APIConnectionError as e:
-                status, error, retryable = None, f"connection error: {_cause(e)}", True
-            except openai.APIStatusError as e:
-                status = e.status_code
-                error = f"HTTP {status}: {_short(e.message)}"
-                retryable = status in _RETRYABLE_STATUS or status >= 500
-                retry_after = parse_retry_after(e.response.headers, now=self._wall_clock())
-            except _MalformedResponse as e:
-                status, error, retryable = 200, f"malformed response: {e}", False
-            last = attempt == config.max_retries or not retryable
-            if last:
-                retries.append(RetryRecord(attempt=attempt, status=status, error=error, waited_s=0))
+            outcome = self._attempt(kwargs, extra, request, retries)
+            if isinstance(outcome, ChatResult):
+                return outcome
+            if attempt == config.max_retries or not outcome.retryable:
+                retries.append(outcome.record(attempt, waited_s=0))
                 raise LLMError(
-                    f"{config.role} model {config.model!r} at {config.base_url}: {error}"
+                    f"{config.role} model {config.model!r} at {config.base_url}: {outcome.error}"
                     + (f" (after {attempt + 1} attempts)" if attempt else ""),
                     endpoint=config.base_url,
-                    status=status,
+                    status=outcome.status,
                     retries=[r.as_dict() for r in retries],
                     call=request,
                 )
-            wait = (
-                retry_after
-                if retry_after is not None
-                else backoff_delay(attempt, config, self._rng)
-            )
+            wait = outcome.retry_after
+            if wait is None:
+                wait = backoff_delay(attempt, config, self._rng)
             wait = min(wait, config.backoff_max_s)
-            retries.append(RetryRecord(attempt=attempt, status=status, error=error, waited_s=wait))
+            retries.append(outcome.record(attempt, waited_s=wait))
             self._sleep(wait)
         raise AssertionError("unreachable: the loop returns or raises")
+
+    def _attempt(
+        self,
+        kwargs: dict[str, Any],
+        extra: dict[str, Any],
+        request: RequestInfo,
+        retries: list[RetryRecord],
+    ) -> ChatResult | _Failure:
+        """One request: its parsed result, or how it failed and whether to try again."""
+        config = self._config
+        started = self._clock()
+        try:
+            raw = self._client.chat.completions.with_raw_response.create(
+                **kwargs, extra_body=extra or None
+            )
+            latency_ms = (self._clock() - started) * 1000.0
+            return self._result(raw.content, request, latency_ms, retries)
+        except openai.APITimeoutError:
+            return _Failure(None, f"timeout after {config.timeout_s}s", retryable=True)
+        except openai.APIConnectionError as e:
+            return _Failure(None, f"connection error: {_cause(e)}", retryable=True)
+        except openai.APIStatusError as e:
+            status = e.status_code
+            return _Failure(
+                status,
+                f"HTTP {status}: {_short(e.message)}",
+                retryable=status in _RETRYABLE_STATUS or status >= 500,
+                retry_after=parse_retry_after(e.response.headers, now=self._wall_clock()),
+            )
+        except _MalformedResponse as e:
+            return _Failure(200, f"malformed response: {e}", retryable=False)
 
     def _result(
         self,
