@@ -84,36 +84,41 @@ class ProcessSession:
         self._stdin_open = True
         self._child: pexpect.spawn | None = None
         self._popen: subprocess.Popen[bytes] | None = None
-        if pty:
-            import pexpect  # only sessions with a pty need it; importing the tools must not
-
-            self._child = pexpect.spawn(
-                argv[0], argv[1:], env=_HOST_ENV, echo=True, dimensions=(24, 120), timeout=None
-            )
-            self.pid: int = self._child.pid
-            self._start(self._read_pty)
-        else:
-            self._popen = subprocess.Popen(
-                argv,
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                env=_HOST_ENV,
-                start_new_session=True,
-                bufsize=0,
-            )
-            self.pid = self._popen.pid
-            assert self._popen.stdout is not None and self._popen.stderr is not None
-            readers = [
-                self._start(self._read_pipe, "stdout", self._popen.stdout.fileno()),
-                self._start(self._read_pipe, "stderr", self._popen.stderr.fileno()),
-            ]
-            self._start(self._reap_pipes, readers)
-        self._timer: threading.Timer | None = None
+        self._timer: threading.Timer | None = None  # before the readers: _finish reads it
+        self.pid: int = self._spawn_pty(argv) if pty else self._spawn_pipes(argv)
         if timeout is not None and timeout > 0:
             self._timer = threading.Timer(timeout, self._expire)
             self._timer.daemon = True
             self._timer.start()
+
+    def _spawn_pty(self, argv: list[str]) -> int:
+        """Start the program on a terminal, its reader thread too; returns its pid."""
+        import pexpect  # only sessions with a pty need it; importing the tools must not
+
+        self._child = pexpect.spawn(
+            argv[0], argv[1:], env=_HOST_ENV, echo=True, dimensions=(24, 120), timeout=None
+        )
+        self._start(self._read_pty)
+        return int(self._child.pid)
+
+    def _spawn_pipes(self, argv: list[str]) -> int:
+        """Start the program on pipes, with a reader per stream and a reaper; returns its pid."""
+        self._popen = subprocess.Popen(
+            argv,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=_HOST_ENV,
+            start_new_session=True,
+            bufsize=0,
+        )
+        assert self._popen.stdout is not None and self._popen.stderr is not None
+        readers = [
+            self._start(self._read_pipe, "stdout", self._popen.stdout.fileno()),
+            self._start(self._read_pipe, "stderr", self._popen.stderr.fileno()),
+        ]
+        self._start(self._reap_pipes, readers)
+        return self._popen.pid
 
     # -- threads ----------------------------------------------------------------------------
     def _start(self, target: Callable[..., None], *args: Any) -> threading.Thread:

@@ -75,33 +75,8 @@ def run_web_fetch(ctx: ToolContext, args: dict[str, Any]) -> ToolOutcome:
     parts = urllib.parse.urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ArgumentError(f"argument 'url' must be an absolute http(s) URL, got {url!r}")
-    current = url
-    for _ in range(ctx.settings.max_redirects + 1):
-        response = _request(ctx, current)
-        location = response.headers.get("location")
-        if response.status in (301, 302, 303, 307, 308) and location:
-            current = urllib.parse.urljoin(current, location)
-            continue
-        break
-    else:
-        raise ToolError(
-            f"too many redirects fetching {url} (more than {ctx.settings.max_redirects})"
-        )
-    if response.error is not None:
-        raise ToolError(f"Fetch failed for {current}: {response.error}")
-    content_type = response.headers.get("content-type", "application/octet-stream")
-    if response.status >= 400:
-        snippet = _decode(response.body[:300], content_type)
-        _, snippet_text = extract(snippet, content_type, "text")
-        raise ToolError(
-            f"Fetch failed for {current}: HTTP {response.status}"
-            + (f" ({' '.join(snippet_text.split())[:200]})" if snippet_text.strip() else "")
-        )
-    if not content_type.lower().startswith(_TEXT_TYPES):
-        raise ToolError(
-            f"{current} returned {content_type} ({len(response.body)} bytes), which is not text; "
-            "web_fetch only reads text and HTML pages"
-        )
+    current, response = _follow_redirects(ctx, url)
+    content_type = _checked_text(current, response)
     title, text = extract(_decode(response.body, content_type), content_type, mode)
     length = len(text)
     truncated = length > max_chars
@@ -130,6 +105,39 @@ def run_web_fetch(ctx: ToolContext, args: dict[str, Any]) -> ToolOutcome:
             "truncated": truncated,
         },
     )
+
+
+def _follow_redirects(ctx: ToolContext, url: str) -> tuple[str, WebResponse]:
+    """(the final URL, its response) after at most `max_redirects` redirects."""
+    current = url
+    for _ in range(ctx.settings.max_redirects + 1):
+        response = _request(ctx, current)
+        location = response.headers.get("location")
+        if response.status in (301, 302, 303, 307, 308) and location:
+            current = urllib.parse.urljoin(current, location)
+            continue
+        return current, response
+    raise ToolError(f"too many redirects fetching {url} (more than {ctx.settings.max_redirects})")
+
+
+def _checked_text(url: str, response: WebResponse) -> str:
+    """The content type of a successful text answer; a ToolError for anything else."""
+    if response.error is not None:
+        raise ToolError(f"Fetch failed for {url}: {response.error}")
+    content_type = response.headers.get("content-type", "application/octet-stream")
+    if response.status >= 400:
+        snippet = _decode(response.body[:300], content_type)
+        _, snippet_text = extract(snippet, content_type, "text")
+        raise ToolError(
+            f"Fetch failed for {url}: HTTP {response.status}"
+            + (f" ({' '.join(snippet_text.split())[:200]})" if snippet_text.strip() else "")
+        )
+    if not content_type.lower().startswith(_TEXT_TYPES):
+        raise ToolError(
+            f"{url} returned {content_type} ({len(response.body)} bytes), which is not text; "
+            "web_fetch only reads text and HTML pages"
+        )
+    return content_type
 
 
 def run_web_search(ctx: ToolContext, args: dict[str, Any]) -> ToolOutcome:
