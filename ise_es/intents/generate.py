@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -20,7 +20,7 @@ from ise_es.errors import ConcurrencyError
 from ise_es.events import Event, IntentRejected, IntentRendered, IntentSampled
 from ise_es.intents.dedup import Deduplicator
 from ise_es.intents.library import Library
-from ise_es.intents.personas import PersonaPool
+from ise_es.intents.personas import Persona, PersonaPool
 from ise_es.intents.records import intent_stream, iter_intents
 from ise_es.intents.render import Renderer, RenderOutcome, RenderSpec, make_spec
 from ise_es.intents.sampler import SampledIntent, Sampler
@@ -94,38 +94,17 @@ def generate_intents(
     sampler = Sampler(library, pool, seed)
     report = GenerateReport(target=count, pool_id=pool.pool_id, seed=seed)
     max_draws = max_draws if max_draws is not None else max(4 * count, count + 100)
-
-    done_ids: set[str] = set()
-    accepted_ids: list[str] = []
-    accepted_texts: list[str] = []
-    for rec in iter_intents(store):
-        done_ids.add(rec.intent_id)
-        if rec.status == "accepted" and rec.text is not None:
-            accepted_ids.append(rec.intent_id)
-            accepted_texts.append(rec.text)
-            ev = rec.sampled
-            if ev is not None and ev.seed == seed and ev.pool_id == pool.pool_id:
-                report.accepted += 1
-    report.resumed = report.accepted
-    dedup.accept_existing(accepted_ids, accepted_texts)
+    done_ids = _load_recorded(store, dedup, report)
     if progress is not None:
         progress(report)
-
     personas = pool.by_id()
     executor = ThreadPoolExecutor(max_workers=workers) if workers > 1 else None
     try:
         index = 0
         while report.accepted < count:
-            todo: list[tuple[SampledIntent, RenderSpec]] = []
             # No more renders than intents still missing: model calls are the expensive part.
-            want = min(batch, count - report.accepted)
-            while len(todo) < want and report.draws + len(todo) < max_draws:
-                s = sampler.sample(index)
-                index += 1
-                if s.intent_id in done_ids:
-                    continue
-                spec = make_spec(library, personas[s.persona_id], s, sampler.rng_for(s.index))
-                todo.append((s, spec))
+            want = min(batch, count - report.accepted, max_draws - report.draws)
+            todo, index = _draw(sampler, library, personas, done_ids, index, want)
             if not todo:
                 report.exhausted = True
                 break
@@ -137,6 +116,46 @@ def generate_intents(
         if executor is not None:
             executor.shutdown(wait=True, cancel_futures=True)
     return report
+
+
+def _load_recorded(store: EventStore, dedup: Deduplicator, report: GenerateReport) -> set[str]:
+    """The ids of every intent already recorded; the accepted ones go into `dedup`, and those
+    of the report's (seed, pool) are counted as accepted and resumed."""
+    done_ids: set[str] = set()
+    accepted_ids: list[str] = []
+    accepted_texts: list[str] = []
+    for rec in iter_intents(store):
+        done_ids.add(rec.intent_id)
+        if rec.status == "accepted" and rec.text is not None:
+            accepted_ids.append(rec.intent_id)
+            accepted_texts.append(rec.text)
+            ev = rec.sampled
+            if ev is not None and ev.seed == report.seed and ev.pool_id == report.pool_id:
+                report.accepted += 1
+    report.resumed = report.accepted
+    dedup.accept_existing(accepted_ids, accepted_texts)
+    return done_ids
+
+
+def _draw(
+    sampler: Sampler,
+    library: Library,
+    personas: Mapping[str, Persona],
+    done_ids: set[str],
+    index: int,
+    want: int,
+) -> tuple[list[tuple[SampledIntent, RenderSpec]], int]:
+    """Up to `want` new intents drawn from `index` on, skipping recorded ones, with their
+    render specs; and the next index to draw."""
+    todo: list[tuple[SampledIntent, RenderSpec]] = []
+    while len(todo) < want:
+        s = sampler.sample(index)
+        index += 1
+        if s.intent_id in done_ids:
+            continue
+        spec = make_spec(library, personas[s.persona_id], s, sampler.rng_for(s.index))
+        todo.append((s, spec))
+    return todo, index
 
 
 def _decide_and_record(
