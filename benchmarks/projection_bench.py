@@ -106,7 +106,7 @@ def run_step(step: str, url: str, out: str) -> dict[str, Any]:
                 trajectories=run.stats.stats.trajectories,
             )
         elif step.startswith("export"):
-            report = export_sft(store, engines, out, ExportOptions(), force=step == "export")
+            report = export_sft(store, out, ExportOptions(), force=step == "export")
             result.update(samples=report.samples, bytes=report.bytes, up_to_date=report.up_to_date)
         elif step.startswith("hf"):
             from ise_es.projections.hfdataset import HfOptions, export_hf_dataset
@@ -120,11 +120,11 @@ def run_step(step: str, url: str, out: str) -> dict[str, Any]:
                 up_to_date=hf.up_to_date,
             )
         elif step.startswith("audit"):
-            caught = catch_up(store, engines, AuditModel(), rebuild=step == "audit")
+            caught = catch_up(store, AuditModel(), rebuild=step == "audit")
             result.update(events=caught.events, sessions=caught.sessions)
         elif step.startswith("stats"):
-            caught = catch_up(store, engines, StatsModel(), rebuild=step == "stats")
-            stats = corpus_stats(load_summaries(engines), load_replays(engines))
+            caught = catch_up(store, StatsModel(), rebuild=step == "stats")
+            stats = corpus_stats(load_summaries(store), load_replays(store))
             result.update(
                 events=caught.events,
                 sessions=caught.sessions,

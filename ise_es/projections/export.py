@@ -30,18 +30,21 @@ from typing import Any, BinaryIO
 
 import msgspec
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from ise_es.errors import ConfigError, OutputError
 from ise_es.events import SessionEnded
 from ise_es.outputs import STDOUT, PendingOutput, atomic_output, check_output_path, is_stdout
 from ise_es.projections.audit import audit_session, load_lexicon
 from ise_es.projections.formats import Excluded, RenderOptions, Unrepresentable, render
-from ise_es.projections.session import SESSION_EVENT_TYPES, SessionView, fold_session
+from ise_es.projections.onepass import OnePass
+from ise_es.projections.session import (
+    CONVERSATION_TYPES,
+    SESSION_EVENT_TYPES,
+    SessionView,
+    fold_session,
+)
 from ise_es.projections.tables import export_manifests
 from ise_es.store.base import EventStore, StoredEvent
-from ise_es.store.engine import Engines
 
 __all__ = [
     "ExportOptions",
@@ -50,6 +53,7 @@ __all__ = [
     "Selection",
     "SessionSource",
     "export_sft",
+    "export_types",
     "gather_sessions",
     "parse_split",
     "split_of",
@@ -179,8 +183,8 @@ class _Manifest(msgspec.Struct, kw_only=True):
     files: list[dict[str, Any]]
 
 
-def _load_manifest(engines: Engines, output: Path) -> _Manifest | None:
-    with engines.read.connect() as conn:
+def _load_manifest(store: EventStore, output: Path) -> _Manifest | None:
+    with store.read_projection() as conn:
         row = conn.execute(
             sa.select(export_manifests).where(export_manifests.c.output == str(output))
         ).one_or_none()
@@ -199,8 +203,13 @@ def _files_unchanged(manifest: _Manifest) -> bool:
     return True
 
 
+def _manifest_name(output: Path) -> str:
+    """The export's checkpoint: the position its files were written at, beside the manifest."""
+    return "export@" + hashlib.sha256(str(output).encode()).hexdigest()[:24]
+
+
 def _save_manifest(
-    engines: Engines, output: Path, digest: str, position: int, files: list[OutputFile]
+    store: EventStore, output: Path, digest: str, position: int, files: list[OutputFile]
 ) -> None:
     recorded = []
     for f in files:
@@ -214,24 +223,20 @@ def _save_manifest(
                 "split": f.split,
             }
         )
-    with engines.write.begin() as conn:
-        insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
-        stmt = insert(export_manifests).values(
-            output=str(output),
-            options_digest=digest,
-            position=position,
-            files=json.dumps(recorded),
-            updated_at=time.time(),
-        )
+
+    def rows(conn: sa.Connection) -> None:
+        conn.execute(sa.delete(export_manifests).where(export_manifests.c.output == str(output)))
         conn.execute(
-            stmt.on_conflict_do_update(
-                index_elements=["output"],
-                set_={
-                    c: stmt.excluded[c]
-                    for c in ("options_digest", "position", "files", "updated_at")
-                },
+            sa.insert(export_manifests).values(
+                output=str(output),
+                options_digest=digest,
+                position=position,
+                files=json.dumps(recorded),
+                updated_at=time.time(),
             )
         )
+
+    store.write_projection(_manifest_name(output), position, rows)
 
 
 class _Entry(msgspec.Struct, array_like=True):
@@ -371,9 +376,21 @@ def gather_sessions(
     return last
 
 
-SessionSource = Callable[[Callable[[SessionView], None]], int]
-"""A read of the log that hands every ended session to the callback and returns the last
-position read (`project all` shares one read among export, audit and stats: onepass.py)."""
+SessionSource = Callable[[Callable[[SessionView], None], tuple[str, ...]], int]
+"""A read of the log that hands every ended session, folded from (at least) the given event
+types, to the callback and returns the last position read (`project all` shares one read
+among export, audit and stats: onepass.py)."""
+
+MIDDLE_TYPES = (*CONVERSATION_TYPES, "model_call", "fs_diff")
+"""The middle format also carries each agent step's model call and each call's file changes."""
+
+
+def export_types(options: ExportOptions) -> tuple[str, ...]:
+    """The event types an export's sessions are folded from: the conversation alone (the chat
+    formats and the selection read nothing else), with model calls and diffs for `middle`.
+    tests/projections/test_export.py checks every format renders the same from these as from
+    every session type."""
+    return MIDDLE_TYPES if options.render.format == "middle" else CONVERSATION_TYPES
 
 
 def _gather(
@@ -384,14 +401,11 @@ def _gather(
     sessions: SessionSource | None = None,
 ) -> int:
     """Feed every ended session to the exporter; return the last position read."""
+    types = export_types(exporter.selection.options)
     if sessions is not None:
-        return sessions(exporter.session)
-    return gather_sessions(
-        store,
-        lambda view, _events: exporter.session(view),
-        max_buffered=max_buffered,
-        progress=progress,
-    )
+        return sessions(exporter.session, types)
+    one = OnePass(store, [], max_buffered=max_buffered, progress=progress)
+    return one.run(exporter.session, export_types=types)
 
 
 def _copy_sorted(exporter: _Exporter, spool: BinaryIO, split: str | None, out: BinaryIO) -> int:
@@ -440,7 +454,6 @@ def _export_to_stdout(
 
 def export_sft(
     store: EventStore,
-    engines: Engines,
     output: str | Path,
     options: ExportOptions,
     *,
@@ -474,7 +487,7 @@ def export_sft(
     for target in targets.values():
         check_output_path(target)  # before the log is read: a bad path fails at once
     digest = _options_digest(options, out)
-    manifest = _load_manifest(engines, out)
+    manifest = _load_manifest(store, out)
     if (
         not force
         and manifest is not None
@@ -520,7 +533,7 @@ def export_sft(
         )
         for name in names
     ]
-    _save_manifest(engines, out, digest, position, files)
+    _save_manifest(store, out, digest, position, files)
     return ExportReport(
         files=files,
         sessions_considered=exporter.considered,

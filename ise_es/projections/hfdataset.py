@@ -214,16 +214,16 @@ def _figures(
     so a store whose read models are current pays almost nothing), restricted to this pass's
     sessions: the numbers `project stats --json` and `project audit` give for them."""
     lexicon = collector.options.export.lexicon or load_lexicon()
-    caught = [catch_up(store, engines, StatsModel()), catch_up(store, engines, AuditModel(lexicon))]
+    caught = [catch_up(store, StatsModel()), catch_up(store, AuditModel(lexicon))]
     kept = {e.session_id for e in collector.index}
     streams = {f"session-{sid}" for sid in kept}
-    replays = [r for r in load_replays(engines) if r.source_stream in streams]
+    replays = [r for r in load_replays(store) if r.source_stream in streams]
     ended = collector.ended
     status = collector.options.export.status
-    summaries = [s for s in load_summaries(engines) if s.session_id in ended]  # one read
+    summaries = [s for s in load_summaries(store) if s.session_id in ended]  # one read
     corpus = corpus_stats(summaries, replays, status=status)
     selection = corpus_stats((s for s in summaries if s.session_id in kept), replays, status="any")
-    audits = summarize_audits(a for a in load_audits(engines) if a.session_id in kept)
+    audits = summarize_audits(a for a in load_audits(store) if a.session_id in kept)
     return Figures(corpus=corpus, selection=selection, audits=audits), caught
 
 

@@ -67,8 +67,8 @@ class AuditRun(msgspec.Struct, kw_only=True):
 
 def run_stats(url: str, *, status: str = "completed", rebuild: bool = False) -> StatsRun:
     with open_projection_store(url) as (store, engines):
-        caught = catch_up(store, engines, StatsModel(), rebuild=rebuild)
-        stats = corpus_stats(load_summaries(engines), load_replays(engines), status=status)
+        caught = catch_up(store, StatsModel(), rebuild=rebuild)
+        stats = corpus_stats(load_summaries(store), load_replays(store), status=status)
     return StatsRun(stats=stats, catch_up=caught)
 
 
@@ -90,8 +90,8 @@ def run_audit(
 ) -> AuditRun:
     model = AuditModel(load_lexicon(lexicon))
     with open_projection_store(url) as (store, engines):
-        caught = catch_up(store, engines, model, rebuild=rebuild)
-        audits = load_audits(engines, status=status)
+        caught = catch_up(store, model, rebuild=rebuild)
+        audits = load_audits(store, status=status)
     return AuditRun(
         summary=summarize(audits),
         flagged=[a for a in audits if a.findings],
@@ -137,25 +137,25 @@ def run_all(
     models = [m for m in (audit_model, stats_model) if m is not None]
     result = AllRun()
     with open_projection_store(url) as (store, engines):
-        one = OnePass(store, engines, models, rebuild=rebuild)
+        one = OnePass(store, models, rebuild=rebuild)
         ran = False
 
-        def shared(sink: SessionSink) -> int:
+        def shared(sink: SessionSink, types: tuple[str, ...]) -> int:
             nonlocal ran
             ran = True
-            return one.run(sink)
+            return one.run(sink, export_types=types)
 
         if "export" in wanted:
             if output is None or options is None:
                 raise ConfigError("the export needs an output file (-o) and its options")
             result.export = export_sft(
-                store, engines, output, options, force=force, sessions=shared
+                store, output, options, force=force, sessions=shared
             )
         if not ran:  # no export, or its files were up to date: the models still catch up
             one.run()
         caught = dict(zip([m.name for m in models], one.results(), strict=True))
         if audit_model is not None:
-            audits = load_audits(engines, status=audit_status)
+            audits = load_audits(store, status=audit_status)
             result.audit = AuditRun(
                 summary=summarize(audits),
                 flagged=[a for a in audits if a.findings],
@@ -163,7 +163,7 @@ def run_all(
             )
         if stats_model is not None:
             stats = corpus_stats(
-                load_summaries(engines), load_replays(engines), status=stats_status
+                load_summaries(store), load_replays(store), status=stats_status
             )
             result.stats = StatsRun(stats=stats, catch_up=caught[stats_model.name])
     result.events_read = one.events_read
@@ -175,4 +175,4 @@ def run_export(
     url: str, output: str | Path, options: ExportOptions, *, force: bool = False
 ) -> ExportReport:
     with open_projection_store(url) as (store, engines):
-        return export_sft(store, engines, output, options, force=force)
+        return export_sft(store, output, options, force=force)

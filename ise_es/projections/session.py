@@ -8,7 +8,7 @@ exactly what the agent saw, and the raw bytes stay in the log for replay.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,6 +25,7 @@ from ise_es.events import (
     UserTurn,
 )
 from ise_es.store.base import StoredEvent
+from ise_es.store.projection import Payload
 
 _decode_json = msgspec.json.decode
 
@@ -41,6 +42,7 @@ def parse_json(text: str | bytes) -> Any:
 
 
 __all__ = [
+    "CONVERSATION_TYPES",
     "FAILED_STATUSES",
     "FAILURE_RULE",
     "SESSION_EVENT_TYPES",
@@ -48,6 +50,7 @@ __all__ = [
     "Entry",
     "SessionView",
     "call_failed",
+    "fold_payloads",
     "fold_session",
     "function_schemas",
     "outcome_failed",
@@ -69,6 +72,17 @@ SESSION_EVENT_TYPES = (
 """The event types projections read. Output chunks and HTTP exchanges (the raw bytes, kept for
 replay) and ToolCallStarted (its tool and arguments repeat the AgentMessage's call) are not
 needed, and skipping them in the query saves decoding a third of a session's events."""
+
+CONVERSATION_TYPES = (
+    "session_started",
+    "user_turn",
+    "agent_message",
+    "tool_call_finished",
+    "session_ended",
+)
+"""What a view's conversation (`started`, `entries`, `closing`, `ended`) is folded from: all
+the audit and the chat formats read. `model_calls` (and `AgentStep.model_call`) need
+"model_call" too, `diffs` "fs_diff"."""
 
 FAILED_STATUSES = frozenset({"error", "failed", "failure", "timeout", "timed_out", "killed"})
 
@@ -216,22 +230,30 @@ class SessionView:
 
 def fold_session(events: Iterable[StoredEvent], stream_id: str | None = None) -> SessionView:
     """Fold one session stream's events (version order) into a `SessionView`."""
+    return fold_payloads(
+        [(e.position, e.stream_id, e.version, e.type, e.data) for e in events], stream_id
+    )
+
+
+def fold_payloads(events: Sequence[Payload], stream_id: str | None = None) -> SessionView:
+    """`fold_session` over `(position, stream id, version, type, payload)` tuples, what the
+    store's `read_payloads` gives: the one-pass projections fold these (onepass.py)."""
     view = SessionView(stream_id=stream_id or "")
+    if not events:
+        return view
+    view.first_version = events[0][2]
+    view.stream_id = view.stream_id or events[0][1]
+    view.last_version = events[-1][2]
     entries = view.entries
+    model_calls = view.model_calls
     pending_call: ModelCall | None = None
-    last: StoredEvent | None = None
     last_position = 0
     # Checks ordered by how often each type occurs: this loop runs for every event of a corpus.
-    for stored in events:
-        if last is None:
-            view.first_version = stored.version
-            view.stream_id = view.stream_id or stored.stream_id
-        last = stored
-        if stored.position > last_position:
-            last_position = stored.position
-        data = stored.data
+    for position, _, _, _, data in events:
+        if position > last_position:
+            last_position = position
         if isinstance(data, ModelCall):
-            view.model_calls.append(data)
+            model_calls.append(data)
             if data.role == "agent":
                 pending_call = data
         elif isinstance(data, AgentMessage):
@@ -252,9 +274,7 @@ def fold_session(events: Iterable[StoredEvent], stream_id: str | None = None) ->
             view.started = data
         elif isinstance(data, SessionEnded):
             view.ended = data
-    if last is not None:
-        view.last_version = last.version
-        view.last_position = last_position
+    view.last_position = last_position
     return view
 
 

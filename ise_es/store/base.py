@@ -166,6 +166,17 @@ class EventStore(Protocol):
         self, after_position: int = 0, *, batch: int = 1000, types: Sequence[str] | None = None
     ) -> Iterator[StoredEvent]: ...
 
+    def read_payloads(
+        self,
+        after_position: int = 0,
+        limit: int = 1000,
+        *,
+        types: Sequence[str] | None = None,
+    ) -> list[tuple[int, str, int, str, Event]]:
+        """`read_all` without the envelope: (position, stream id, version, type, payload) per
+        event, same order and guarantees. Read models fold payloads and need nothing else."""
+        ...
+
     def streams(
         self, prefix: str | None = None, *, stream_type: str | None = None
     ) -> list[StreamInfo]: ...

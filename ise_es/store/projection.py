@@ -7,21 +7,27 @@ rows ahead of, or behind, the checkpoint (the tracking-record idea of eventsourc
 ProcessRecorder). So the store owns the transaction and the checkpoint row; the read model
 only says what to write inside it (`write(conn)`), and never imports the store's schema.
 
-`SqlEventStore.projection_checkpoint`, `write_projection` and `read_projection` delegate here.
+`SqlEventStore.projection_checkpoint`, `write_projection`, `read_projection` and
+`read_payloads` delegate here.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
+import msgspec
 import sqlalchemy as sa
 
+from ise_es.events import Event, decode_payload
 from ise_es.store.schema import projection_checkpoints
 
-__all__ = ["checkpoint", "read", "write"]
+__all__ = ["Payload", "checkpoint", "payloads", "read", "write"]
+
+Payload = tuple[int, str, int, str, Event]
+"""(position, stream id, version, type, payload) of one event: what a read model's fold reads."""
 
 Write = Callable[[sa.Connection], None]
 
@@ -87,3 +93,23 @@ def read(read_engine: sa.Engine) -> Iterator[sa.Connection]:
     """A read connection for the read models' own tables (one snapshot per statement)."""
     with read_engine.connect() as conn:
         yield conn
+
+
+def payloads(
+    rows: Iterable[Sequence[Any]],
+    decoders: Callable[[tuple[str, int]], Callable[[str], Event] | None],
+) -> list[Payload]:
+    """Catch-up rows (the store's event columns) as `Payload`s: each payload decoded by the
+    decoder of its (type, schema version) when it has one, through `decode_payload` (upcasts,
+    and the InvalidEvent that names a bad payload) otherwise. No `StoredEvent` is built: read
+    models need none of its other fields, and building it cost about a quarter of a read."""
+    out: list[Payload] = []
+    append = out.append
+    for position, stream_id, version, _, tag, schema_version, _, payload, _ in rows:
+        decode = decoders((tag, schema_version))
+        try:
+            data = decode(payload) if decode else decode_payload(tag, schema_version, payload)
+        except (msgspec.ValidationError, msgspec.DecodeError):
+            data = decode_payload(tag, schema_version, payload)
+        append((position, stream_id, version, tag, data))
+    return out

@@ -618,6 +618,17 @@ class SqlEventStore:
         statement, params = self._sql.catch_up(after_position, limit, types)
         return _stored(self._query(statement, params))
 
+    def read_payloads(
+        self,
+        after_position: int = 0,
+        limit: int = 1000,
+        *,
+        types: Sequence[str] | None = None,
+    ) -> list[projection.Payload]:
+        """`read_all` without building StoredEvents (ise_es/store/projection.py)."""
+        statement, params = self._sql.catch_up(after_position, limit, types)
+        return projection.payloads(self._query(statement, params), _CURRENT_DECODERS.get)
+
     def iter_all(
         self, after_position: int = 0, *, batch: int = 1000, types: Sequence[str] | None = None
     ) -> Iterator[StoredEvent]:

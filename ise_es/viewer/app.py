@@ -135,7 +135,7 @@ class Indexer:
         with self._lock:
             self.running = True
             try:
-                result = catch_up(self.store, self.engines, self.model, progress=self._progress)
+                result = catch_up(self.store, self.model, progress=self._progress)
                 self.position = result.position
                 self.last_seconds = round(result.seconds, 3)
                 self.error = None

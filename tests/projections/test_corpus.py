@@ -32,17 +32,17 @@ def test_small_corpus_has_the_table_3_shape(sqlite_url: str, tmp_path: Path) -> 
     engines = connect_engines(sqlite_url)
     try:
         with open_store(sqlite_url) as store:
-            catch_up(store, engines, StatsModel())
-            stats = corpus_stats(load_summaries(engines))
+            catch_up(store, StatsModel())
+            stats = corpus_stats(load_summaries(store))
             assert stats.trajectories == 120
             assert 6.5 < stats.user_turns.avg < 10
             assert 22 < stats.tool_calls.avg < 37
             assert 3.5 < stats.unique_tools.avg < 6
             assert 0.35 < stats.tool_shares["exec"] < 0.6
             assert stats.top_trigrams[0][0] == ["exec", "exec", "exec"]
-            caught = catch_up(store, engines, AuditModel())
+            caught = catch_up(store, AuditModel())
             assert caught.sessions == 124
-            report = export_sft(store, engines, tmp_path / "sft.jsonl", ExportOptions())
+            report = export_sft(store, tmp_path / "sft.jsonl", ExportOptions())
             assert report.samples == 120
     finally:
         engines.dispose()

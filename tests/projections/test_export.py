@@ -63,7 +63,7 @@ def test_every_line_matches_its_schema(
     validators: dict[str, Draft202012Validator],
 ) -> None:
     out = tmp_path / "sft.jsonl"
-    report = export_sft(corpus, engines, out, ExportOptions(render=resolve_options(fmt)))
+    report = export_sft(corpus, out, ExportOptions(render=resolve_options(fmt)))
     samples = lines(out)
     assert report.samples == len(samples) == 4  # completed sessions only
     assert report.bytes == out.stat().st_size
@@ -78,31 +78,27 @@ def test_order_and_completion_gating(
     corpus: SqlEventStore, engines: Engines, tmp_path: Path
 ) -> None:
     out = tmp_path / "m.jsonl"
-    export_sft(corpus, engines, out, ExportOptions(render=resolve_options("middle")))
+    export_sft(corpus, out, ExportOptions(render=resolve_options("middle")))
     assert [sid(s) for s in lines(out)] == ["s1", "s2", "s3", "s4"]
-    export_sft(corpus, engines, out, ExportOptions(render=resolve_options("middle"), status="any"))
+    export_sft(corpus, out, ExportOptions(render=resolve_options("middle"), status="any"))
     assert [sid(s) for s in lines(out)] == ["capped", "s1", "s2", "s3", "s4"]
-    export_sft(
-        corpus, engines, out, ExportOptions(render=resolve_options("middle"), status="turn_cap")
-    )
+    export_sft(corpus, out, ExportOptions(render=resolve_options("middle"), status="turn_cap"))
     assert [sid(s) for s in lines(out)] == ["capped"]
 
 
 def test_min_user_turns_and_clean(corpus: SqlEventStore, engines: Engines, tmp_path: Path) -> None:
     out = tmp_path / "m.jsonl"
     middle = resolve_options("middle")
-    export_sft(corpus, engines, out, ExportOptions(render=middle, min_user_turns=2))
+    export_sft(corpus, out, ExportOptions(render=middle, min_user_turns=2))
     assert [sid(s) for s in lines(out)] == ["s2", "s3"]
-    report = export_sft(corpus, engines, out, ExportOptions(render=middle, clean=True))
+    report = export_sft(corpus, out, ExportOptions(render=middle, clean=True))
     assert [sid(s) for s in lines(out)] == ["s1", "s2", "s3"]
     assert report.skipped == {"flagged by audit": 1, "status turn_cap": 1}
 
 
 def test_per_turn_samples(corpus: SqlEventStore, engines: Engines, tmp_path: Path) -> None:
     out = tmp_path / "t.jsonl"
-    report = export_sft(
-        corpus, engines, out, ExportOptions(render=resolve_options(samples="per-turn"))
-    )
+    report = export_sft(corpus, out, ExportOptions(render=resolve_options(samples="per-turn")))
     assert report.samples == 1 + 2 + 3 + 1
     assert report.sessions_exported == 4
 
@@ -113,7 +109,7 @@ def test_split_is_deterministic_and_stable(
     split = parse_split("train=0.5,val=0.5")
     options = ExportOptions(render=resolve_options("middle"), split=split, seed=7, status="any")
     out = tmp_path / "sft.jsonl"
-    report = export_sft(corpus, engines, out, options)
+    report = export_sft(corpus, out, options)
     paths = split_paths(out, ["train", "val"])
     assert [Path(f.path) for f in report.files] == [paths["train"], paths["val"]]
     assert not out.exists()
@@ -121,7 +117,7 @@ def test_split_is_deterministic_and_stable(
     assert sorted(assigned) == ["capped", "s1", "s2", "s3", "s4"]
     assert all(split_of(k, 7, split) == v for k, v in assigned.items())
     simple_session("s0").append_to(corpus)
-    export_sft(corpus, engines, out, options)
+    export_sft(corpus, out, options)
     again = {sid(s): name for name, p in paths.items() for s in lines(p)}
     assert {k: v for k, v in again.items() if k != "s0"} == assigned
     assert set(again.values()) == {"train", "val"}  # both splits hold sessions here
@@ -150,21 +146,21 @@ def test_rerun_without_new_events_is_a_no_op(
 ) -> None:
     out = tmp_path / "sft.jsonl"
     options = ExportOptions()
-    first = export_sft(corpus, engines, out, options)
+    first = export_sft(corpus, out, options)
     mtime = out.stat().st_mtime_ns
-    second = export_sft(corpus, engines, out, options)
+    second = export_sft(corpus, out, options)
     assert second.up_to_date and second.samples == first.samples
     assert out.stat().st_mtime_ns == mtime
     # other options, a changed file, or new events each mean a real export
-    assert not export_sft(corpus, engines, out, ExportOptions(min_user_turns=2)).up_to_date
-    assert not export_sft(corpus, engines, out, options).up_to_date
-    assert export_sft(corpus, engines, out, options).up_to_date
+    assert not export_sft(corpus, out, ExportOptions(min_user_turns=2)).up_to_date
+    assert not export_sft(corpus, out, options).up_to_date
+    assert export_sft(corpus, out, options).up_to_date
     out.write_text("edited\n")
-    assert not export_sft(corpus, engines, out, options).up_to_date
+    assert not export_sft(corpus, out, options).up_to_date
     simple_session("s9").append_to(corpus)
-    report = export_sft(corpus, engines, out, options)
+    report = export_sft(corpus, out, options)
     assert not report.up_to_date and report.samples == first.samples + 1
-    assert not export_sft(corpus, engines, out, options, force=True).up_to_date
+    assert not export_sft(corpus, out, options, force=True).up_to_date
 
 
 def test_failed_export_leaves_no_file(
@@ -175,10 +171,10 @@ def test_failed_export_leaves_no_file(
     target.mkdir(parents=True)
     (target / "x").write_text("a directory cannot be replaced by a file")
     with pytest.raises(OutputError, match="it is a directory"):
-        export_sft(corpus, engines, target, ExportOptions())
+        export_sft(corpus, target, ExportOptions())
     assert sorted(p.name for p in outdir.iterdir()) == ["taken"]
     with pytest.raises(OutputError, match="does not exist"):
-        export_sft(corpus, engines, tmp_path / "no" / "out.jsonl", ExportOptions())
+        export_sft(corpus, tmp_path / "no" / "out.jsonl", ExportOptions())
 
 
 def test_redacted_export(store: SqlEventStore, engines: Engines, tmp_path: Path) -> None:
@@ -188,11 +184,9 @@ def test_redacted_export(store: SqlEventStore, engines: Engines, tmp_path: Path)
     b.agent("Posted.")
     b.end().append_to(store)
     out = tmp_path / "r.jsonl"
-    report = export_sft(store, engines, out, ExportOptions(clean=True))
+    report = export_sft(store, out, ExportOptions(clean=True))
     assert report.samples == 0 and report.skipped == {"flagged by audit": 1}
-    report = export_sft(
-        store, engines, out, ExportOptions(render=resolve_options(redact=True), clean=True)
-    )
+    report = export_sft(store, out, ExportOptions(render=resolve_options(redact=True), clean=True))
     assert report.samples == 1
     assert token not in out.read_text() and "[REDACTED:slack_token]" in out.read_text()
 
@@ -206,9 +200,7 @@ def test_open_sessions_are_never_exported(
     running.agent("Working on it.")
     running.append_to(store)
     out = tmp_path / "a.jsonl"
-    report = export_sft(
-        store, engines, out, ExportOptions(render=resolve_options("middle"), status="any")
-    )
+    report = export_sft(store, out, ExportOptions(render=resolve_options("middle"), status="any"))
     assert [sid(s) for s in lines(out)] == ["done"]
     assert report.sessions_considered == 1
 
@@ -222,7 +214,7 @@ def test_interleaved_sessions_and_a_tiny_buffer_give_the_same_file(
             if i < len(s.events):
                 append_visible(store, s.stream_id, [s.events[i]], i)
     roomy, tiny = tmp_path / "roomy.jsonl", tmp_path / "tiny.jsonl"
-    export_sft(store, engines, roomy, ExportOptions())
-    export_sft(store, engines, tiny, ExportOptions(), max_buffered=2)
+    export_sft(store, roomy, ExportOptions())
+    export_sft(store, tiny, ExportOptions(), max_buffered=2)
     assert tiny.read_bytes() == roomy.read_bytes()
     assert len(lines(tiny)) == 2
