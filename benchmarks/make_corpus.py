@@ -20,6 +20,7 @@ import json
 import random
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -75,6 +76,22 @@ def _text(rng: random.Random, words: int) -> str:
     return " ".join(rng.choice(WORDS) for _ in range(words))
 
 
+@dataclass
+class _Draft:
+    """One session being generated: its events so far and what shapes the rest."""
+
+    sid: str
+    used: list[str]
+    events: list[Event]
+    n: int = 0
+    """Tool calls so far."""
+    last_tool: str = "exec"
+    drift: bool = False
+    stagnate: bool = False
+    malformed: bool = False
+    leak: bool = False
+
+
 class Generator:
     def __init__(self, seed: int) -> None:
         self.rng = random.Random(seed)
@@ -120,94 +137,113 @@ class Generator:
         sid = hashlib.sha256(f"corpus:{index}".encode()).hexdigest()[:16]
         turns = rng.choices(USER_TURN_CHOICES, USER_TURN_WEIGHTS)[0]
         total_calls = max(1, round(rng.gammavariate(4.0, 29.4 / 4.0)))
+        used = ["exec", *self._other_tools()]
+        draft = _Draft(sid, used, [self._started(sid, used)])
+        per_turn = [0] * turns
+        for _ in range(total_calls):
+            per_turn[rng.randrange(turns)] += 1
+        draft.drift = rng.random() < 0.0002 * turns
+        draft.stagnate = rng.random() < 0.01
+        draft.malformed = rng.random() < 0.01
+        draft.leak = rng.random() < 0.002
+        for turn in range(1, turns + 1):
+            self._user_turn(draft, turn, last=turn == turns)
+            self._agent_turn(draft, turn, per_turn[turn - 1])
+        if status == "completed":
+            draft.events.append(
+                UserTurn(turn=turns + 1, text="Thanks, that is everything.", completed=True)
+            )
+        draft.events.append(SessionEnded(status=status, user_turns=turns, tool_calls=draft.n))  # type: ignore[arg-type]
+        return f"session-{sid}", draft.events
+
+    def _other_tools(self) -> list[str]:
+        """The tools a session uses besides exec (4.8 on average)."""
+        rng = self.rng
         k = min(len(TOOLS) - 1, max(1, round(rng.gauss(4.8, 1.3))))
         others: list[str] = []
         while len(others) < k:
             t = rng.choices(TOOLS, OTHER_WEIGHTS)[0]
             if t not in others:
                 others.append(t)
-        used = ["exec", *others]
+        return others
+
+    def _started(self, sid: str, used: list[str]) -> SessionStarted:
+        rng = self.rng
         domains = rng.randint(1, 3)
-        events: list[Event] = [
-            SessionStarted(
-                session_id=sid,
-                intent_id=f"intent_{sid[:8]}",
-                intent=f"As a {rng.choice(WORDS)} engineer I need the {_text(rng, 30)}",
-                intent_record={
-                    "domains": [rng.choice(WORDS) for _ in range(domains)],
-                    "tasks": [rng.choice(WORDS) for _ in range(rng.randint(domains, 5))],
-                    "tools": used,
-                    "complexity": rng.choices(["simple", "medium", "complex"], [2, 5, 3])[0],
-                },
-                persona={"name": "Synthetic", "role": rng.choice(WORDS)},
-                models=[ModelSpec(role="agent", backend="openai", model="bench-agent")],
-                system_prompt="You are an agent with a shell. " + _text(rng, 40),
-                tool_schemas=self.schemas,
-                sandbox_backend="local",
-                template="bench",
+        return SessionStarted(
+            session_id=sid,
+            intent_id=f"intent_{sid[:8]}",
+            intent=f"As a {rng.choice(WORDS)} engineer I need the {_text(rng, 30)}",
+            intent_record={
+                "domains": [rng.choice(WORDS) for _ in range(domains)],
+                "tasks": [rng.choice(WORDS) for _ in range(rng.randint(domains, 5))],
+                "tools": used,
+                "complexity": rng.choices(["simple", "medium", "complex"], [2, 5, 3])[0],
+            },
+            persona={"name": "Synthetic", "role": rng.choice(WORDS)},
+            models=[ModelSpec(role="agent", backend="openai", model="bench-agent")],
+            system_prompt="You are an agent with a shell. " + _text(rng, 40),
+            tool_schemas=self.schemas,
+            sandbox_backend="local",
+            template="bench",
+        )
+
+    def _user_turn(self, draft: _Draft, turn: int, *, last: bool) -> None:
+        draft.events.append(
+            ModelCall(
+                role="user",
+                model="bench-sim",
+                usage=Usage(prompt_tokens=1500, completion_tokens=90, total_tokens=1590),
             )
-        ]
-        per_turn = [0] * turns
-        for _ in range(total_calls):
-            per_turn[rng.randrange(turns)] += 1
-        drift = rng.random() < 0.0002 * turns
-        stagnate = rng.random() < 0.01
-        malformed = rng.random() < 0.01
-        leak = rng.random() < 0.002
-        n = 0
-        last_tool = "exec"
-        for turn in range(1, turns + 1):
-            events.append(
-                ModelCall(
-                    role="user",
-                    model="bench-sim",
-                    usage=Usage(prompt_tokens=1500, completion_tokens=90, total_tokens=1590),
-                )
-            )
-            text = f"Now please handle the {_text(rng, rng.randint(8, 40))}."
-            if drift and turn == turns:
-                text = DRIFT
-            events.append(UserTurn(turn=turn, text=text))
-            step = 0
-            remaining = per_turn[turn - 1]
-            while remaining > 0:
-                width = min(remaining, rng.choices([1, 2, 3], [0.76, 0.19, 0.05])[0])
-                calls = []
-                for _ in range(width):
-                    # Runs of one tool (exec-exec-exec tops the trigrams), else a fresh pick.
-                    if rng.random() < 0.5:
-                        tool = last_tool if last_tool in used else "exec"
-                    else:
-                        tool = "exec" if rng.random() < 0.32 else rng.choice(used)
-                    last_tool = tool
-                    n += 1
-                    args = json.dumps(self.arguments(tool))
-                    if malformed and n == 2:
-                        args = args[:-1]
-                    calls.append(ToolCall(id=f"call_{sid}_{n}", name=tool, arguments=args))
-                if stagnate and turn == 1 and step == 0:
-                    calls = [calls[0]]
-                self._agent(events, turn, step, calls)
-                for i, call in enumerate(calls):
-                    self._result(events, call, turn, step, n - len(calls) + i, leak and n == 3)
-                step += 1
-                remaining -= len(calls)
-                if stagnate and turn == 1 and step == 1:
-                    for _ in range(3):
-                        n += 1
-                        again = ToolCall(
-                            id=f"call_{sid}_{n}", name=calls[0].name, arguments=calls[0].arguments
-                        )
-                        self._agent(events, turn, step, [again])
-                        self._result(events, again, turn, step, n - 1, False)
-                        step += 1
-            self._agent(events, turn, step, [], final=f"Done: {_text(rng, rng.randint(10, 60))}.")
-        if status == "completed":
-            events.append(
-                UserTurn(turn=turns + 1, text="Thanks, that is everything.", completed=True)
-            )
-        events.append(SessionEnded(status=status, user_turns=turns, tool_calls=n))  # type: ignore[arg-type]
-        return f"session-{sid}", events
+        )
+        text = f"Now please handle the {_text(self.rng, self.rng.randint(8, 40))}."
+        if draft.drift and last:
+            text = DRIFT
+        draft.events.append(UserTurn(turn=turn, text=text))
+
+    def _agent_turn(self, draft: _Draft, turn: int, remaining: int) -> None:
+        """The agent's steps of one turn: `remaining` tool calls, 1-3 a step, then its reply
+        (a stagnating session repeats its first call three times)."""
+        rng = self.rng
+        events = draft.events
+        step = 0
+        while remaining > 0:
+            width = min(remaining, rng.choices([1, 2, 3], [0.76, 0.19, 0.05])[0])
+            calls = [self._call(draft) for _ in range(width)]
+            if draft.stagnate and turn == 1 and step == 0:
+                calls = [calls[0]]
+            self._agent(events, turn, step, calls)
+            n = draft.n
+            for i, call in enumerate(calls):
+                self._result(events, call, turn, step, n - len(calls) + i, draft.leak and n == 3)
+            step += 1
+            remaining -= len(calls)
+            if draft.stagnate and turn == 1 and step == 1:
+                for _ in range(3):
+                    draft.n += 1
+                    again = ToolCall(
+                        id=f"call_{draft.sid}_{draft.n}",
+                        name=calls[0].name,
+                        arguments=calls[0].arguments,
+                    )
+                    self._agent(events, turn, step, [again])
+                    self._result(events, again, turn, step, draft.n - 1, False)
+                    step += 1
+        self._agent(events, turn, step, [], final=f"Done: {_text(rng, rng.randint(10, 60))}.")
+
+    def _call(self, draft: _Draft) -> ToolCall:
+        rng = self.rng
+        # Runs of one tool (exec-exec-exec tops the trigrams), else a fresh pick.
+        if rng.random() < 0.5:
+            tool = draft.last_tool if draft.last_tool in draft.used else "exec"
+        else:
+            tool = "exec" if rng.random() < 0.32 else rng.choice(draft.used)
+        draft.last_tool = tool
+        draft.n += 1
+        args = json.dumps(self.arguments(tool))
+        if draft.malformed and draft.n == 2:
+            args = args[:-1]
+        return ToolCall(id=f"call_{draft.sid}_{draft.n}", name=tool, arguments=args)
 
     def _agent(
         self, events: list[Event], turn: int, step: int, calls: list[ToolCall], final: str = ""

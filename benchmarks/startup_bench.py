@@ -111,7 +111,32 @@ def report(title: str, times: Samples, floor: tuple[float, float]) -> dict[str, 
     return walls
 
 
+Tree = tuple[list[str], str, dict[str, str]]
+"""How to run one checkout's CLI: (argv prefix, scenarios to record, environment)."""
+Run = tuple[str, str, list[str], dict[str, str]]
+"""(tree label, command name, argv, environment); the floor has the label ""."""
+
+
 def main() -> None:
+    args = parse_args()
+    # No config file or store from the caller's directory or environment leaks in.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ISE_ES_")}
+    env["COLUMNS"] = "80"
+    trees = trees_to_time(env, args.compare)
+    directory = args.keep or Path(tempfile.mkdtemp(prefix="ise-es-startup-"))
+    try:
+        runs: list[Run] = [("", "python -c pass", [sys.executable, "-c", "pass"], env)]
+        for i, (label, (cli, scenarios, tree_env)) in enumerate(trees.items()):
+            url = record_store(cli, scenarios, directory / f"tree{i}", tree_env)
+            runs += [(label, n, a, tree_env) for n, a in commands_of(cli, url).items()]
+        times = time_runs(runs, ["", *trees], args.runs)
+    finally:
+        if args.keep is None:
+            shutil.rmtree(directory, ignore_errors=True)
+    report_all(times, args.runs)
+
+
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=11, help="Runs per command (median).")
     parser.add_argument("--keep", type=Path, help="Record the stores here and keep them.")
@@ -121,16 +146,16 @@ def main() -> None:
         help="Another checkout (e.g. `git archive COMMIT | tar -x -C DIR`) timed in the same "
         "run with this interpreter, with a store its own CLI records.",
     )
-    args = parser.parse_args()
+    return parser.parse_args()
 
-    # No config file or store from the caller's directory or environment leaks in.
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ISE_ES_")}
-    env["COLUMNS"] = "80"
-    trees: dict[str, tuple[list[str], str, dict[str, str]]] = {
+
+def trees_to_time(env: dict[str, str], compare: Path | None) -> dict[str, Tree]:
+    """This checkout's installed CLI, and the `--compare` checkout's when given."""
+    trees: dict[str, Tree] = {
         "this tree": ([ise_es()], str(SCENARIOS) if SCENARIOS.is_dir() else "shipped", env)
     }
-    if args.compare is not None:
-        other = args.compare.resolve()
+    if compare is not None:
+        other = compare.resolve()
         # The checkout's own modules ahead of the editable install of this one; -P keeps the
         # current directory (this checkout, when run from it) off sys.path.
         trees[f"{other}"] = (
@@ -138,25 +163,24 @@ def main() -> None:
             str(other / "fixtures" / "scenarios"),
             {**env, "PYTHONPATH": str(other)},
         )
-    directory = args.keep or Path(tempfile.mkdtemp(prefix="ise-es-startup-"))
-    try:
-        runs: list[tuple[str, str, list[str], dict[str, str]]] = [
-            ("", "python -c pass", [sys.executable, "-c", "pass"], env)
-        ]
-        for i, (label, (cli, scenarios, tree_env)) in enumerate(trees.items()):
-            url = record_store(cli, scenarios, directory / f"tree{i}", tree_env)
-            runs += [(label, n, a, tree_env) for n, a in commands_of(cli, url).items()]
-        times: dict[str, Samples] = {label: {} for label in ["", *trees]}
-        for label, name, argv, run_env in runs:  # warm the page and bytecode caches
-            run(argv, run_env)
-            times[label][name] = []
-        for _ in range(args.runs):  # interleaved: load from elsewhere hits every command alike
-            for label, name, argv, run_env in runs:
-                times[label][name].append(run(argv, run_env))
-    finally:
-        if args.keep is None:
-            shutil.rmtree(directory, ignore_errors=True)
+    return trees
 
+
+def time_runs(runs: list[Run], labels: list[str], repeat: int) -> dict[str, Samples]:
+    """Every run once to warm the caches, then `repeat` rounds of all of them interleaved, so
+    that load from elsewhere hits every command alike."""
+    times: dict[str, Samples] = {label: {} for label in labels}
+    for label, name, argv, run_env in runs:
+        run(argv, run_env)
+        times[label][name] = []
+    for _ in range(repeat):
+        for label, name, argv, run_env in runs:
+            times[label][name].append(run(argv, run_env))
+    return times
+
+
+def report_all(times: dict[str, Samples], runs: int) -> None:
+    """The floor, a table per tree, the ratio of the two trees, and the load average."""
     pass_samples = times.pop("")["python -c pass"]
     floor = (
         statistics.median(w for w, _ in pass_samples),
@@ -165,7 +189,7 @@ def main() -> None:
     print(f"python -c pass: {floor[0]:.3f} s wall, {floor[1]:.3f} s cpu (the floor)")
     walls = {
         label: report(
-            f"\n{label}: median of {args.runs} runs (fresh process, 6-session SQLite store)",
+            f"\n{label}: median of {runs} runs (fresh process, 6-session SQLite store)",
             samples,
             floor,
         )

@@ -180,23 +180,7 @@ def wait_for(driver: Any, script: str, timeout: float = 60) -> Any:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--db", required=True, help="store URL (built here when empty)")
-    parser.add_argument("--sessions", type=int, default=23826, help="sessions to build")
-    parser.add_argument("--repeat", type=int, default=20, help="requests per list query")
-    parser.add_argument(
-        "--rebuild-index",
-        action="store_true",
-        help="time the session index from position 0 (default: catch up, cheap when current)",
-    )
-    args = parser.parse_args()
-
-    import httpx
-    import uvicorn
-
-    from ise_es.simulate.browse import list_sessions
+    args = parse_args()
     from ise_es.store.engine import connect_engines
     from ise_es.store.sql import open_store
     from ise_es.viewer.app import create_app
@@ -210,10 +194,42 @@ def main() -> None:
     engines = connect_engines(args.db)  # before the store: see ise_es/commands/serve.py
     store = open_store(args.db)
     app = create_app(store, engines, index_interval=None)
-    indexer = app.state.indexer
-    from ise_es.projections.readmodel import catch_up
+    time_index(store, app.state.indexer, rebuild=args.rebuild_index)
+    port = 7590
+    server, thread = serve(app, port)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        time_api(base, args.repeat)
+        time_pages(base)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+        engines.dispose()
+        store.close()
 
-    first = catch_up(store, indexer.model, rebuild=args.rebuild_index)
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--db", required=True, help="store URL (built here when empty)")
+    parser.add_argument("--sessions", type=int, default=23826, help="sessions to build")
+    parser.add_argument("--repeat", type=int, default=20, help="requests per list query")
+    parser.add_argument(
+        "--rebuild-index",
+        action="store_true",
+        help="time the session index from position 0 (default: catch up, cheap when current)",
+    )
+    return parser.parse_args()
+
+
+def time_index(store: Any, indexer: Any, *, rebuild: bool) -> None:
+    """The session index brought up to date (then again, with nothing new), and the list it
+    replaces (folding the log's starts and ends) for a baseline."""
+    from ise_es.projections.readmodel import catch_up
+    from ise_es.simulate.browse import list_sessions
+
+    first = catch_up(store, indexer.model, rebuild=rebuild)
     how = "rebuilt from 0" if first.rebuilt else "caught up"
     print(
         f"index      {how}: {first.seconds:.1f} s, {first.events} events, {first.sessions} "
@@ -228,82 +244,90 @@ def main() -> None:
         f"for {len(rows)} rows"
     )
 
-    port = 7590
+
+def serve(app: Any, port: int) -> tuple[Any, threading.Thread]:
+    """The viewer on 127.0.0.1:`port` in a thread, once it accepts requests."""
+    import uvicorn
+
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     while not server.started:
         time.sleep(0.05)
-    base = f"http://127.0.0.1:{port}"
-    results: dict[str, Any] = {}
+    return server, thread
+
+
+_QUERIES = {
+    "first page": "/api/sessions?limit=50",
+    "page 100": "/api/sessions?limit=50&offset=4950",
+    "status=turn_cap": "/api/sessions?limit=50&status=turn_cap",
+    "tool=cron": "/api/sessions?limit=50&tool=cron",
+    "audit=flagged": "/api/sessions?limit=50&audit=flagged",
+    "sort=-tool_calls": "/api/sessions?limit=50&sort=-tool_calls",
+    "min_turns=10": "/api/sessions?limit=50&min_turns=10",
+    "q=ghp_ (search)": "/api/sessions?limit=50&q=ghp_",
+}
+
+
+def time_api(base: str, repeat: int) -> None:
+    """p50 and worst time of each list query over HTTP, and the size of the long session."""
+    import httpx
+
+    with httpx.Client(base_url=base, timeout=120) as client:
+        for name, path in _QUERIES.items():
+
+            def get(path: str = path) -> Any:
+                r = client.get(path)
+                r.raise_for_status()
+                return r.json()
+
+            p50, worst, body = timed(get, 3 if "search" in name else repeat)
+            target = "  (target <= 300 ms)" if name == "first page" else ""
+            print(
+                f"list       {name:18} p50 {p50 * 1000:6.1f} ms  max {worst * 1000:6.1f} ms"
+                f"  total {body['total']}{target}"
+            )
+        r = client.get(f"/api/sessions/{LONG_ID}?lean=1")
+        print(
+            f"long       /api/sessions/{LONG_ID}?lean=1: {len(r.content) / 1e6:.1f} MB, "
+            f"{len(r.json()['events'])} events"
+        )
+
+
+def time_pages(base: str) -> None:
+    """The sessions page and the long session's page in Chromium, median of 3 loads each."""
+    driver = chromium()
     try:
-        with httpx.Client(base_url=base, timeout=120) as client:
-            queries = {
-                "first page": "/api/sessions?limit=50",
-                "page 100": "/api/sessions?limit=50&offset=4950",
-                "status=turn_cap": "/api/sessions?limit=50&status=turn_cap",
-                "tool=cron": "/api/sessions?limit=50&tool=cron",
-                "audit=flagged": "/api/sessions?limit=50&audit=flagged",
-                "sort=-tool_calls": "/api/sessions?limit=50&sort=-tool_calls",
-                "min_turns=10": "/api/sessions?limit=50&min_turns=10",
-                "q=ghp_ (search)": "/api/sessions?limit=50&q=ghp_",
-            }
-            for name, path in queries.items():
-                repeat = 3 if "search" in name else args.repeat
-
-                def get(path: str = path) -> Any:
-                    r = client.get(path)
-                    r.raise_for_status()
-                    return r.json()
-
-                p50, worst, body = timed(get, repeat)
-                target = "  (target <= 300 ms)" if name == "first page" else ""
-                print(
-                    f"list       {name:18} p50 {p50 * 1000:6.1f} ms  max {worst * 1000:6.1f} ms"
-                    f"  total {body['total']}{target}"
-                )
-                results[name] = p50
-            r = client.get(f"/api/sessions/{LONG_ID}?lean=1")
-            print(
-                f"long       /api/sessions/{LONG_ID}?lean=1: {len(r.content) / 1e6:.1f} MB, "
-                f"{len(r.json()['events'])} events"
-            )
-        driver = chromium()
-        try:
-            loads = []
-            for _ in range(3):
-                driver.get(f"{base}/sessions")
-                wait_for(driver, "return document.body.dataset.loaded === '1'")
-                loads.append(driver.execute_script("return performance.now()"))
-            print(
-                f"page       /sessions in Chromium, navigation to rows drawn: "
-                f"median {statistics.median(loads):.0f} ms"
-            )
-            renders = []
-            for _ in range(3):
-                driver.get(f"{base}/sessions/{LONG_ID}")
-                done = wait_for(driver, "return document.body.dataset.rendered")
-                complete = wait_for(driver, "return document.body.dataset.complete", 120)
-                first_slice = driver.execute_script("return document.body.dataset.firstSlice")
-                fetched = driver.execute_script("return document.body.dataset.fetched")
-                turns = driver.execute_script(
-                    "return document.querySelectorAll('.turn:not(.pending)').length"
-                )
-                renders.append((int(done), int(first_slice), int(fetched), int(complete), turns))
-            done, first_slice, fetched, complete, turns = sorted(renders)[1]
-            print(
-                f"long       565-turn session in Chromium (median of 3): JSON in at {fetched} ms, "
-                f"first turns drawn at {first_slice} ms, page rendered (first and last turns "
-                f"drawn, the rest placed) at {done} ms (target < 2000 ms); all {turns} turns "
-                f"drawn in the background by {complete} ms"
-            )
-        finally:
-            driver.quit()
+        loads = []
+        for _ in range(3):
+            driver.get(f"{base}/sessions")
+            wait_for(driver, "return document.body.dataset.loaded === '1'")
+            loads.append(driver.execute_script("return performance.now()"))
+        print(
+            f"page       /sessions in Chromium, navigation to rows drawn: "
+            f"median {statistics.median(loads):.0f} ms"
+        )
+        renders = [_render_long(driver, base) for _ in range(3)]
+        done, first_slice, fetched, complete, turns = sorted(renders)[1]
+        print(
+            f"long       565-turn session in Chromium (median of 3): JSON in at {fetched} ms, "
+            f"first turns drawn at {first_slice} ms, page rendered (first and last turns "
+            f"drawn, the rest placed) at {done} ms (target < 2000 ms); all {turns} turns "
+            f"drawn in the background by {complete} ms"
+        )
     finally:
-        server.should_exit = True
-        thread.join(timeout=30)
-        engines.dispose()
-        store.close()
+        driver.quit()
+
+
+def _render_long(driver: Any, base: str) -> tuple[int, int, int, int, int]:
+    """(rendered, first slice drawn, JSON fetched, all turns drawn) in ms, and the turns."""
+    driver.get(f"{base}/sessions/{LONG_ID}")
+    done = wait_for(driver, "return document.body.dataset.rendered")
+    complete = wait_for(driver, "return document.body.dataset.complete", 120)
+    first_slice = driver.execute_script("return document.body.dataset.firstSlice")
+    fetched = driver.execute_script("return document.body.dataset.fetched")
+    turns = driver.execute_script("return document.querySelectorAll('.turn:not(.pending)').length")
+    return int(done), int(first_slice), int(fetched), int(complete), int(turns)
 
 
 if __name__ == "__main__":
