@@ -2,7 +2,7 @@
 
 One file is one session stream, appended in one call (whole or not at all); event ids derive
 from the file's sha256, so importing a file again is a no-op, and a different file claiming an
-imported session id is refused (`openclaw.append_session`).
+imported session id is refused (`importing.append_session`).
 
 The tool calls never ran in an ise-es sandbox, and the session says so: `sandbox_backend` is
 `atif` (replay refuses it unless given a sandbox), provenance has `imported: true` and
@@ -43,28 +43,24 @@ from ise_es.events import (
     Usage,
     UserTurn,
 )
-from ise_es.projections.atif import IMPORTER, NOT_EXECUTED, canonical_arguments
+from ise_es.projections.atif import IMPORTER, NOT_EXECUTED, STEP_KEYS, canonical_arguments
 from ise_es.projections.folder import MANIFEST
-from ise_es.projections.openclaw import FileResult, ParsedSession, append_session, input_files
+from ise_es.projections.importing import (
+    ENDED_STATUSES,
+    FileResult,
+    ParsedSession,
+    import_files,
+    input_files,
+    read_source,
+)
 from ise_es.store.base import EventStore, NewEvent
 
 __all__ = ["atif_files", "import_atif", "parse_atif"]
 
 _SAFE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
-_STATUSES = ("completed", "turn_cap", "stalled", "error", "interrupted")
 _USER_KEYS = {"step_id", "source", "message", "extra"}
-_AGENT_KEYS = {
-    "step_id",
-    "source",
-    "message",
-    "model_name",
-    "reasoning_effort",
-    "reasoning_content",
-    "tool_calls",
-    "observation",
-    "metrics",
-    "extra",
-}
+_AGENT_KEYS = set(STEP_KEYS) - {"timestamp"}
+"""An agent step's fields the events hold (its timestamp is kept aside, as a leftover)."""
 
 
 def _dict(value: Any) -> dict[str, Any]:
@@ -325,11 +321,9 @@ def parse_atif(path: str | Path) -> ParsedSession:
         InvalidInput: unreadable, not JSON, or not an ATIF trajectory (file and step named).
     """
     p = Path(path)
+    data = read_source(p)
     try:
-        data = p.read_bytes()
         doc = json.loads(data)
-    except OSError as e:
-        raise InvalidInput(f"{p}: cannot read: {e.strerror or e}") from e
     except (ValueError, UnicodeDecodeError) as e:
         raise InvalidInput(f"{p}: not JSON ({e})") from e
     if not isinstance(doc, dict) or not str(doc.get("schema_version", "")).startswith("ATIF-v1."):
@@ -355,7 +349,7 @@ def parse_atif(path: str | Path) -> ParsedSession:
         else hashlib.sha256(original.encode()).hexdigest()[:32]
     )
     ise = _dict(_dict(doc.get("extra")).get("ise_es"))
-    status = ise.get("status") if ise.get("status") in _STATUSES else "completed"
+    status = ise.get("status") if ise.get("status") in ENDED_STATUSES else "completed"
     ended = SessionEnded(
         status=status,  # type: ignore[arg-type]
         reason=str(ise.get("reason") or f"imported from ATIF ({agent['name']})"),
@@ -385,12 +379,4 @@ def atif_files(paths: Iterable[str | Path]) -> list[Path]:
 
 def import_atif(store: EventStore, paths: Iterable[str | Path]) -> list[FileResult]:
     """Import each file as one session; a bad file is reported and the others go on."""
-    results: list[FileResult] = []
-    for path in atif_files(paths):
-        try:
-            parsed = parse_atif(path)
-        except InvalidInput as e:
-            results.append(FileResult(path=str(path), status="failed", error=str(e)))
-            continue
-        results.append(append_session(store, path, parsed))
-    return results
+    return import_files(store, atif_files(paths), lambda path: [parse_atif(path)])

@@ -30,24 +30,28 @@ from typing import Any
 
 from ise_es.errors import InvalidInput
 from ise_es.events import (
-    AgentMessage,
     Event,
     ModelCall,
     SessionEnded,
     SessionStarted,
     ToolCall,
     ToolCallFinished,
-    ToolCallStarted,
     Usage,
-    UserTurn,
 )
-from ise_es.projections.openclaw import FileResult, ParsedSession, append_session, input_files
+from ise_es.projections.importing import (
+    ENDED_STATUSES,
+    FileResult,
+    ParsedSession,
+    StreamWalk,
+    import_files,
+    input_files,
+    read_source,
+)
 from ise_es.store.base import EventStore, NewEvent
 
 __all__ = ["import_middle", "middle_files", "parse_middle", "parse_trajectory"]
 
 IMPORTER = "ise-es import middle"
-STATUSES = ("completed", "turn_cap", "stalled", "error", "interrupted")
 _SAFE_ID = re.compile(r"^[A-Za-z0-9_.-]{1,120}$")
 
 
@@ -80,44 +84,81 @@ def _intent(obj: dict[str, Any]) -> tuple[str, str, str]:
     )
 
 
+def _model_call(call_usage: dict[str, Any]) -> ModelCall:
+    """The ModelCall our own export listed under `metadata.model_calls`."""
+    return ModelCall(
+        role="agent",
+        model=str(call_usage.get("model") or ""),
+        backend="middle",
+        finish_reason=call_usage.get("finish_reason"),
+        usage=Usage(
+            prompt_tokens=int(call_usage.get("prompt_tokens") or 0),
+            completion_tokens=int(call_usage.get("completion_tokens") or 0),
+            total_tokens=int(call_usage.get("total_tokens") or 0),
+        ),
+        latency_ms=float(call_usage.get("latency_ms") or 0.0),
+    )
+
+
+def _tool_finished(
+    m: dict[str, Any], call_id: str, name: str, text: str, extra: dict[str, Any]
+) -> ToolCallFinished:
+    """A tool message's result, with what our own export listed under
+    `metadata.tool_results` (`extra`) restored."""
+    details = extra.get("details") if isinstance(extra.get("details"), dict) else {}
+    exit_code = extra.get("exit_code")
+    error = extra.get("error")
+    return ToolCallFinished(
+        call_id=call_id,
+        tool=name,
+        result_text=text,
+        is_error=bool(extra.get("is_error", m.get("success") is False)),
+        exit_code=exit_code if isinstance(exit_code, int) else None,
+        timed_out=bool(extra.get("timed_out", False)),
+        duration_ms=float(extra.get("duration_ms") or 0.0),
+        error=error if isinstance(error, str) else None,
+        # the file's `success` is the only error flag it has: `--success reference`
+        # reads it back as the raw flag (unless restored details carry their own)
+        details={"isError": m.get("success") is False, **(details or {})},
+    )
+
+
 class _Builder:
-    def __init__(self, digest: str, where: str) -> None:
+    """The events of one trajectory's messages, in message order."""
+
+    def __init__(
+        self,
+        digest: str,
+        where: str,
+        results: dict[str, dict[str, Any]],
+        usage: dict[int, dict[str, Any]],
+    ) -> None:
         self.digest = digest
         self.where = where
+        self.results = results
+        self.usage = usage
         self.events: list[NewEvent] = []
-        self.turn = 0
-        self.step = 0
-        self.calls: dict[str, tuple[ToolCall, int, int, int]] = {}
+        self.walk = StreamWalk()
 
     def add(self, event: Event) -> None:
         n = len(self.events)
         key = f"middle:{self.digest}:{n}".encode()
         self.events.append(NewEvent(event, event_id=hashlib.sha256(key).hexdigest()[:32]))
 
-    def message(
-        self,
-        index: int,
-        m: dict[str, Any],
-        results: dict[str, dict[str, Any]],
-        usage: dict[int, dict[str, Any]],
-    ) -> None:
+    def message(self, index: int, m: dict[str, Any]) -> None:
         role = m.get("role")
         content = m.get("content")
         text = content if isinstance(content, str) else ""
         if role == "user":
-            self.turn += 1
-            self.step = 0
-            self.add(UserTurn(turn=self.turn, text=text))
+            self.add(self.walk.user_turn(text))
         elif role == "assistant":
-            self.assistant(index, m, text, usage)
+            self.assistant(index, m, text)
         elif role == "tool":
-            self.tool(m, text, results)
+            self.tool(m, text)
         elif role != "system":
             raise InvalidInput(f"{self.where}: message {index} has unknown role {role!r}")
 
-    def assistant(
-        self, index: int, m: dict[str, Any], text: str, usage: dict[int, dict[str, Any]]
-    ) -> None:
+    def tool_calls(self, index: int, m: dict[str, Any]) -> list[ToolCall]:
         calls = []
         for raw in m.get("tool_calls") or []:
             function = raw.get("function") if isinstance(raw, dict) else None
@@ -128,71 +169,94 @@ class _Builder:
                 name=str(function.get("name") or ""),
                 arguments=_arguments(function.get("arguments", {})),
             )
-            self.calls[call.id] = (call, self.turn, self.step, len(self.calls))
+            self.walk.remember(call, len(self.walk.calls))
             calls.append(call)
-        call_usage = usage.get(index)
-        if call_usage is not None:
-            self.add(
-                ModelCall(
-                    role="agent",
-                    model=str(call_usage.get("model") or ""),
-                    backend="middle",
-                    finish_reason=call_usage.get("finish_reason"),
-                    usage=Usage(
-                        prompt_tokens=int(call_usage.get("prompt_tokens") or 0),
-                        completion_tokens=int(call_usage.get("completion_tokens") or 0),
-                        total_tokens=int(call_usage.get("total_tokens") or 0),
-                    ),
-                    latency_ms=float(call_usage.get("latency_ms") or 0.0),
-                )
-            )
-        reasoning = m.get("reasoning_content")
-        self.add(
-            AgentMessage(
-                turn=self.turn,
-                step=self.step,
-                text=text,
-                reasoning=reasoning if isinstance(reasoning, str) and reasoning else None,
-                tool_calls=calls,
-            )
-        )
-        self.step += 1
+        return calls
 
-    def tool(self, m: dict[str, Any], text: str, results: dict[str, dict[str, Any]]) -> None:
+    def assistant(self, index: int, m: dict[str, Any], text: str) -> None:
+        calls = self.tool_calls(index, m)
+        call_usage = self.usage.get(index)
+        if call_usage is not None:
+            self.add(_model_call(call_usage))
+        reasoning = m.get("reasoning_content")
+        reasoning = reasoning if isinstance(reasoning, str) and reasoning else None
+        self.add(self.walk.agent_message(text, reasoning, calls))
+
+    def tool(self, m: dict[str, Any], text: str) -> None:
         call_id = str(m.get("tool_call_id") or "")
-        known = self.calls.get(call_id)
-        name = str(m.get("name") or (known[0].name if known else ""))
-        if known is not None:
-            call, turn, step, index = known
-            self.add(
-                ToolCallStarted(
-                    call_id=call_id,
-                    tool=call.name,
-                    arguments=call.arguments,
-                    turn=turn,
-                    step=step,
-                    index=index,
-                )
-            )
-        extra = results.get(call_id, {})
-        details = extra.get("details") if isinstance(extra.get("details"), dict) else {}
-        exit_code = extra.get("exit_code")
-        error = extra.get("error")
-        self.add(
-            ToolCallFinished(
-                call_id=call_id,
-                tool=name,
-                result_text=text,
-                is_error=bool(extra.get("is_error", m.get("success") is False)),
-                exit_code=exit_code if isinstance(exit_code, int) else None,
-                timed_out=bool(extra.get("timed_out", False)),
-                duration_ms=float(extra.get("duration_ms") or 0.0),
-                error=error if isinstance(error, str) else None,
-                # the file's `success` is the only error flag it has: `--success reference`
-                # reads it back as the raw flag (unless restored details carry their own)
-                details={"isError": m.get("success") is False, **(details or {})},
-            )
-        )
+        name = str(m.get("name") or self.walk.call_name(call_id))
+        started = self.walk.started(call_id)
+        if started is not None:
+            self.add(started)
+        self.add(_tool_finished(m, call_id, name, text, self.results.get(call_id, {})))
+
+
+def _restored(meta: dict[str, Any]) -> tuple[dict[str, dict[str, Any]], dict[int, dict[str, Any]]]:
+    """What our own export keeps under `metadata`: tool results by call id, model calls by
+    message index."""
+    results = {
+        str(r.get("tool_call_id")): r for r in meta.get("tool_results") or [] if isinstance(r, dict)
+    }
+    usage = {
+        int(c["message_index"]): c
+        for c in meta.get("model_calls") or []
+        if isinstance(c, dict) and isinstance(c.get("message_index"), int)
+    }
+    return results, usage
+
+
+def _intent_record(obj: dict[str, Any], meta: dict[str, Any]) -> dict[str, Any]:
+    intent_id, intent, task_type = _intent(obj)
+    record: dict[str, Any] = {
+        "source": "middle",
+        "id": intent_id,
+        "natural_language_intent": intent,
+        "domains": meta.get("domains") or [],
+        "tasks": meta.get("tasks") or ([task_type] if task_type else []),
+        "complexity": meta.get("complexity"),
+        "skills_used": obj.get("skills") or [],
+    }
+    persona = meta.get("persona")
+    if isinstance(persona, dict):
+        record["metadata"] = {"persona": persona}
+    return record
+
+
+def _session_started(
+    obj: dict[str, Any],
+    meta: dict[str, Any],
+    messages: list[dict[str, Any]],
+    session_id: str,
+    digest: str,
+    where: str,
+) -> SessionStarted:
+    record = _intent_record(obj, meta)
+    intent_id, intent = record["id"], record["natural_language_intent"]
+    persona = meta.get("persona")
+    system = next(
+        (str(m.get("content") or "") for m in messages[:1] if m.get("role") == "system"), ""
+    )
+    return SessionStarted(
+        session_id=session_id,
+        intent_id=intent_id or f"middle_{session_id[:16]}",
+        intent=intent,
+        intent_record=record,
+        persona=persona if isinstance(persona, dict) else None,
+        system_prompt=system,
+        tool_schemas=[t for t in obj.get("tools") or [] if isinstance(t, dict)],
+        sandbox_backend="middle",
+        provenance={
+            "imported": True,
+            "importer": IMPORTER,
+            "source_file": where,
+            "source_digest": digest,
+            "middle_shape": "legacy" if "intent" in obj else "current",
+            "original_session_id": obj.get("session_id"),
+            # a legacy export names the session as the file did
+            "session_uuid": str(obj.get("session_id") or "") or None,
+            "tool_schemas_source": "the trajectory's `tools`",
+        },
+    )
 
 
 def parse_trajectory(obj: Any, where: str) -> ParsedSession:
@@ -209,63 +273,19 @@ def parse_trajectory(obj: Any, where: str) -> ParsedSession:
     session_id = _session_id(obj.get("session_id"), digest)
     meta = obj.get("metadata") if isinstance(obj.get("metadata"), dict) else {}
     assert isinstance(meta, dict)
-    results = {
-        str(r.get("tool_call_id")): r for r in meta.get("tool_results") or [] if isinstance(r, dict)
-    }
-    usage = {
-        int(c["message_index"]): c
-        for c in meta.get("model_calls") or []
-        if isinstance(c, dict) and isinstance(c.get("message_index"), int)
-    }
-    builder = _Builder(digest, where)
+    builder = _Builder(digest, where, *_restored(meta))
     messages = [m for m in obj["messages"] if isinstance(m, dict)]
     for index, m in enumerate(messages):
-        builder.message(index, m, results, usage)
-    intent_id, intent, task_type = _intent(obj)
-    shape = "legacy" if "intent" in obj else "current"
-    persona = meta.get("persona")
-    record: dict[str, Any] = {
-        "source": "middle",
-        "id": intent_id,
-        "natural_language_intent": intent,
-        "domains": meta.get("domains") or [],
-        "tasks": meta.get("tasks") or ([task_type] if task_type else []),
-        "complexity": meta.get("complexity"),
-        "skills_used": obj.get("skills") or [],
-    }
-    if isinstance(persona, dict):
-        record["metadata"] = {"persona": persona}
-    system = next(
-        (str(m.get("content") or "") for m in messages[:1] if m.get("role") == "system"), ""
-    )
-    started = SessionStarted(
-        session_id=session_id,
-        intent_id=intent_id or f"middle_{session_id[:16]}",
-        intent=intent,
-        intent_record=record,
-        persona=persona if isinstance(persona, dict) else None,
-        system_prompt=system,
-        tool_schemas=[t for t in obj.get("tools") or [] if isinstance(t, dict)],
-        sandbox_backend="middle",
-        provenance={
-            "imported": True,
-            "importer": IMPORTER,
-            "source_file": where,
-            "source_digest": digest,
-            "middle_shape": shape,
-            "original_session_id": obj.get("session_id"),
-            # a legacy export names the session as the file did
-            "session_uuid": str(obj.get("session_id") or "") or None,
-            "tool_schemas_source": "the trajectory's `tools`",
-        },
-    )
+        builder.message(index, m)
+    started = _session_started(obj, meta, messages, session_id, digest, where)
+    walk = builder.walk
     status = str(obj.get("status") or "")
     builder.add(
         SessionEnded(
-            status=status if status in STATUSES else "completed",  # type: ignore[arg-type]
+            status=status if status in ENDED_STATUSES else "completed",  # type: ignore[arg-type]
             reason=f"imported from a middle-format file (status {status!r})",
-            user_turns=builder.turn,
-            tool_calls=len(builder.calls),
+            user_turns=walk.turn,
+            tool_calls=len(walk.calls),
         )
     )
     head = hashlib.sha256(f"middle:{digest}:start".encode()).hexdigest()[:32]
@@ -275,9 +295,9 @@ def parse_trajectory(obj: Any, where: str) -> ParsedSession:
         source=where,
         digest=digest,
         events=[NewEvent(started, event_id=head), *builder.events],
-        user_turns=builder.turn,
-        tool_calls=len(builder.calls),
-        intent_attached=bool(intent),
+        user_turns=walk.turn,
+        tool_calls=len(walk.calls),
+        intent_attached=bool(started.intent),
     )
 
 
@@ -288,10 +308,7 @@ def parse_middle(path: str | Path, *, skip_invalid: bool = False) -> list[Parsed
         InvalidInput: unreadable, or (without `skip_invalid`) a broken line or trajectory.
     """
     p = Path(path)
-    try:
-        data = p.read_bytes()
-    except OSError as e:
-        raise InvalidInput(f"{p}: cannot read: {e.strerror or e}") from e
+    data = read_source(p)
     try:
         whole = json.loads(data)
     except (ValueError, UnicodeDecodeError):
@@ -336,18 +353,6 @@ def import_middle(
     store: EventStore, paths: Iterable[str | Path], *, skip_invalid: bool = False
 ) -> list[FileResult]:
     """Import every trajectory of every file; a bad file is reported and the others go on."""
-    results: list[FileResult] = []
-    for path in middle_files(paths):
-        try:
-            sessions = parse_middle(path, skip_invalid=skip_invalid)
-        except InvalidInput as e:
-            results.append(FileResult(path=str(path), status="failed", error=str(e)))
-            continue
-        for parsed in sessions:
-            if not parsed.events:
-                results.append(
-                    FileResult(path=parsed.source, status="skipped", skipped=parsed.skipped)
-                )
-                continue
-            results.append(append_session(store, parsed.source, parsed))
-    return results
+    return import_files(
+        store, middle_files(paths), lambda path: parse_middle(path, skip_invalid=skip_invalid)
+    )
