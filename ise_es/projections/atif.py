@@ -43,11 +43,10 @@ from ise_es.events import ModelCall, SessionStarted, ToolCallFinished, UserTurn
 from ise_es.projections.export import STATUSES, gather_sessions
 from ise_es.projections.folder import (
     MANIFEST,
-    file_sha256,
+    current_manifest,
+    file_entry,
     ise_es_version,
-    load_folder_manifest,
     staged_folder,
-    unchanged_files,
 )
 from ise_es.projections.session import AgentStep, SessionView, function_schemas
 from ise_es.store.base import EventStore, StoredEvent
@@ -346,6 +345,46 @@ class AtifReport(msgspec.Struct, kw_only=True):
     seconds: float = 0.0
 
 
+def _write_trajectories(
+    store: EventStore, stage: Path, status: str, report: AtifReport, max_buffered: int
+) -> list[dict[str, Any]]:
+    """One file per ended session `status` keeps, in one catch-up read; the report counts
+    what was considered and skipped. The manifest's lines of the files, by name."""
+    written: list[dict[str, Any]] = []
+    skipped: Counter[str] = Counter()
+
+    def session(view: SessionView, events: list[StoredEvent]) -> None:
+        if view.status is None:
+            return
+        report.sessions_considered += 1
+        if status != "any" and view.status != status:
+            skipped[f"status {view.status}"] += 1
+            return
+        path = write_trajectory(stage, trajectory(view, events), view.session_id)
+        written.append(file_entry(stage, path.name))
+
+    report.position = gather_sessions(store, session, max_buffered=max_buffered)
+    written.sort(key=lambda f: f["path"])
+    report.files = len(written)
+    report.skipped = dict(sorted(skipped.items()))
+    return written
+
+
+def _write_manifest(
+    stage: Path, status: str, digest: str, position: int, written: list[dict[str, Any]]
+) -> None:
+    manifest_doc = {
+        "format": "ise-es atif manifest 1",
+        "ise_es_version": ise_es_version(),
+        "schema_version": ATIF_VERSION,
+        "store": {"position": position},
+        "options": {"status": status},
+        "options_digest": digest,
+        "files": written,
+    }
+    (stage / MANIFEST).write_text(json.dumps(manifest_doc, indent=2) + "\n")
+
+
 def export_atif(
     store: EventStore,
     output: str | Path,
@@ -366,52 +405,18 @@ def export_atif(
         raise ConfigError(f"unknown status {status!r}: use one of {', '.join(STATUSES)}")
     target = Path(output).absolute()
     digest = hashlib.sha256(f"atif:{ATIF_VERSION}:{status}".encode()).hexdigest()
-    manifest = load_folder_manifest(target)
-    if (
-        not force
-        and manifest is not None
-        and manifest.get("options_digest") == digest
-        and isinstance(position := manifest.get("store", {}).get("position"), int)
-        and unchanged_files(target, manifest)
-        and not store.read_all(position, 1, types=("session_ended",))
-    ):
+    manifest = None if force else current_manifest(store, target, digest, ("session_ended",))
+    if manifest is not None:
         return AtifReport(
             folder=str(target),
             files=len(manifest["files"]),
-            position=position,
+            position=manifest["store"]["position"],
             up_to_date=True,
             seconds=time.perf_counter() - started,
         )
     report = AtifReport(folder=str(target))
-    skipped: Counter[str] = Counter()
     with staged_folder(target) as stage:
-        written: list[dict[str, Any]] = []
-
-        def session(view: SessionView, events: list[StoredEvent]) -> None:
-            if view.status is None:
-                return
-            report.sessions_considered += 1
-            if status != "any" and view.status != status:
-                skipped[f"status {view.status}"] += 1
-                return
-            path = write_trajectory(stage, trajectory(view, events), view.session_id)
-            written.append(
-                {"path": path.name, "bytes": path.stat().st_size, "sha256": file_sha256(path)}
-            )
-
-        report.position = gather_sessions(store, session, max_buffered=max_buffered)
-        written.sort(key=lambda f: f["path"])
-        report.files = len(written)
-        report.skipped = dict(sorted(skipped.items()))
-        manifest_doc = {
-            "format": "ise-es atif manifest 1",
-            "ise_es_version": ise_es_version(),
-            "schema_version": ATIF_VERSION,
-            "store": {"position": report.position},
-            "options": {"status": status},
-            "options_digest": digest,
-            "files": written,
-        }
-        (stage / MANIFEST).write_text(json.dumps(manifest_doc, indent=2) + "\n")
+        written = _write_trajectories(store, stage, status, report, max_buffered)
+        _write_manifest(stage, status, digest, report.position, written)
     report.seconds = time.perf_counter() - started
     return report

@@ -23,9 +23,12 @@ from pathlib import Path
 from typing import Any
 
 from ise_es.errors import ConfigError
+from ise_es.store.base import EventStore
 
 __all__ = [
     "MANIFEST",
+    "current_manifest",
+    "file_entry",
     "file_sha256",
     "ise_es_version",
     "load_folder_manifest",
@@ -79,6 +82,29 @@ def unchanged_files(target: Path, manifest: dict[str, Any]) -> bool:
         MANIFEST
     }
     return present == listed
+
+
+def file_entry(folder: Path, name: str) -> dict[str, Any]:
+    """A manifest's line for the file `name` of `folder`: its path, size and sha256."""
+    path = folder / name
+    return {"path": name, "bytes": path.stat().st_size, "sha256": file_sha256(path)}
+
+
+def current_manifest(
+    store: EventStore, target: Path, digest: str, types: tuple[str, ...]
+) -> dict[str, Any] | None:
+    """The manifest of `target` when writing it again would change nothing: written with the
+    options of `digest`, every file as it lists, and no event of `types` (what the export
+    reads to decide) appended since its store position. None otherwise."""
+    manifest = load_folder_manifest(target)
+    if manifest is None or manifest.get("options_digest") != digest:
+        return None
+    position = manifest.get("store", {}).get("position")
+    if not isinstance(position, int) or not unchanged_files(target, manifest):
+        return None
+    if store.read_all(position, 1, types=types):
+        return None
+    return manifest
 
 
 def _check_target(target: Path) -> None:

@@ -50,11 +50,11 @@ from ise_es.projections.export import (
 )
 from ise_es.projections.folder import (
     MANIFEST,
+    current_manifest,
+    file_entry,
     file_sha256,
     ise_es_version,
-    load_folder_manifest,
     staged_folder,
-    unchanged_files,
 )
 from ise_es.projections.hfrows import arrow_schema, row_from_sample
 from ise_es.projections.readmodel import (
@@ -241,6 +241,77 @@ def _groups(entries: list[_Entry], max_rows: int, max_bytes: int) -> Iterator[li
         yield group
 
 
+def _read_group(spool: IO[bytes], group: list[_Entry], schema: Any, parse: Any) -> Any:
+    """The rows of `group`'s sessions, read back from the spool, as an Arrow table of the
+    declared schema (the JSON reader checks every row against it)."""
+    import pyarrow as pa
+    import pyarrow.json as pj
+
+    parts = []
+    for entry in group:
+        spool.seek(entry.offset)
+        parts.append(spool.read(entry.length))
+    buffer = b"".join(parts)
+    block = max(1 << 20, len(buffer) + 1)  # a JSON line must not straddle two blocks
+    return pj.read_json(
+        pa.BufferReader(buffer),
+        read_options=pj.ReadOptions(block_size=block, use_threads=False),
+        parse_options=parse,
+    ).select(schema.names)
+
+
+class _Shards:
+    """The shards of one split: row groups go to the open shard, which is closed past the
+    file bounds (the next group opens another)."""
+
+    def __init__(self, data_dir: Path, split: str, options: HfOptions, schema: Any) -> None:
+        self.data_dir = data_dir
+        self.split = split
+        self.options = options
+        self.schema = schema
+        self.files: list[ParquetFile] = []
+        self.writer: Any = None
+        self.sink: Any = None
+        self.current: ParquetFile | None = None
+
+    def open(self) -> ParquetFile:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        index = len(self.files)
+        current = ParquetFile(
+            path=f"data/.{self.split}-{index:05d}.tmp",
+            split=self.split,
+            rows=0,
+            row_groups=0,
+            bytes=0,
+        )
+        self.sink = pa.OSFile(str(self.data_dir.parent / current.path), "wb")
+        self.writer = pq.ParquetWriter(self.sink, self.schema, compression="zstd")
+        self.current = current
+        return current
+
+    def write(self, table: Any, group_rows: int) -> None:
+        current = self.current
+        assert current is not None, "open() a shard first"
+        self.writer.write_table(table, row_group_size=group_rows)
+        current.rows += table.num_rows
+        current.arrow_bytes += table.nbytes
+        current.row_groups += 1
+        if current.rows >= self.options.file_rows or self.sink.tell() >= self.options.file_bytes:
+            self.close()
+
+    def close(self) -> None:
+        current = self.current
+        if current is None:
+            return
+        self.writer.close()
+        self.sink.close()
+        current.bytes = (self.data_dir.parent / current.path).stat().st_size
+        self.files.append(current)
+        self.writer = self.sink = self.current = None
+
+
 def _write_split(
     data_dir: Path,
     split: str,
@@ -251,59 +322,18 @@ def _write_split(
     """Write one split's shards (temporary names: the count is known only at the end). An
     empty split gets no file: `datasets` refuses a split without rows, so the card leaves it
     out."""
-    import pyarrow as pa
     import pyarrow.json as pj
-    import pyarrow.parquet as pq
 
     schema = arrow_schema(options.export.render.format)
     parse = pj.ParseOptions(explicit_schema=schema, unexpected_field_behavior="error")
-    files: list[ParquetFile] = []
-    writer: pq.ParquetWriter | None = None
-    sink: Any = None
-    current: ParquetFile | None = None
-
-    def open_shard() -> None:
-        nonlocal writer, sink, current
-        current = ParquetFile(
-            path=f"data/.{split}-{len(files):05d}.tmp", split=split, rows=0, row_groups=0, bytes=0
-        )
-        sink = pa.OSFile(str(data_dir.parent / current.path), "wb")
-        writer = pq.ParquetWriter(sink, schema, compression="zstd")
-
-    def close_shard() -> None:
-        nonlocal writer, sink, current
-        assert writer is not None and current is not None
-        writer.close()
-        sink.close()
-        current.bytes = (data_dir.parent / current.path).stat().st_size
-        files.append(current)
-        writer = sink = current = None
-
+    shards = _Shards(data_dir, split, options, schema)
     group_rows = min(options.group_rows, options.file_rows)
     for group in _groups(entries, group_rows, options.group_bytes):
-        if writer is None:
-            open_shard()
-        assert writer is not None and current is not None
-        parts = []
-        for entry in group:
-            spool.seek(entry.offset)
-            parts.append(spool.read(entry.length))
-        buffer = b"".join(parts)
-        block = max(1 << 20, len(buffer) + 1)  # a JSON line must not straddle two blocks
-        table = pj.read_json(
-            pa.BufferReader(buffer),
-            read_options=pj.ReadOptions(block_size=block, use_threads=False),
-            parse_options=parse,
-        ).select(schema.names)
-        writer.write_table(table, row_group_size=group_rows)
-        current.rows += table.num_rows
-        current.arrow_bytes += table.nbytes
-        current.row_groups += 1
-        if current.rows >= options.file_rows or sink.tell() >= options.file_bytes:
-            close_shard()
-    if writer is not None:
-        close_shard()
-    return files
+        if shards.current is None:
+            shards.open()
+        shards.write(_read_group(spool, group, schema, parse), group_rows)
+    shards.close()
+    return shards.files
 
 
 def _final_names(data_dir: Path, files: list[ParquetFile]) -> None:
@@ -317,18 +347,6 @@ def _final_names(data_dir: Path, files: list[ParquetFile]) -> None:
             f.sha256 = file_sha256(data_dir.parent / name)
 
 
-def _up_to_date(store: EventStore, target: Path, digest: str) -> dict[str, Any] | None:
-    manifest = load_folder_manifest(target)
-    if manifest is None or manifest.get("options_digest") != digest:
-        return None
-    position = manifest.get("store", {}).get("position")
-    if not isinstance(position, int) or not unchanged_files(target, manifest):
-        return None
-    if store.read_all(position, 1, types=("session_ended", "replay_ended")):
-        return None
-    return manifest
-
-
 def _check_options(options: HfOptions) -> None:
     export = options.export
     if export.status not in STATUSES:
@@ -340,6 +358,96 @@ def _check_options(options: HfOptions) -> None:
         )
     if min(options.group_rows, options.group_bytes, options.file_rows, options.file_bytes) < 1:
         raise ConfigError("row-group and file bounds must be positive")
+
+
+def _split_names(options: HfOptions) -> list[str]:
+    return list(options.export.split or {"train": 1.0})
+
+
+def _write_data(
+    store: EventStore,
+    stage: Path,
+    options: HfOptions,
+    max_buffered: int,
+    progress: Callable[[int], None] | None,
+) -> tuple[_Collector, int, list[ParquetFile]]:
+    """The single pass over the log (rows spooled, figures' inputs collected), then each
+    split's Parquet files under `stage/data`. The collector, the last position read, the files."""
+    data_dir = stage / "data"
+    data_dir.mkdir()
+    with tempfile.TemporaryFile(dir=stage, prefix=".rows.") as rows:
+        collector = _Collector(options, rows)
+        position = gather_sessions(
+            store, collector.session, max_buffered=max_buffered, progress=progress
+        )
+        rows.flush()
+        collector.index.sort(key=lambda e: e.session_id)
+        files: list[ParquetFile] = []
+        for split in _split_names(options):
+            entries = [e for e in collector.index if e.split == split]
+            files += _write_split(data_dir, split, entries, rows, options)
+        _final_names(data_dir, files)
+    return collector, position, files
+
+
+def _write_card(
+    stage: Path, options: HfOptions, report: HfReport, figures: Figures, collector: _Collector
+) -> list[str]:
+    """README.md and (unless `plots` is off) the figures it shows; the figures' file names."""
+    from ise_es.projections.card import render_card
+
+    extra: list[str] = []
+    if options.plots:
+        from ise_es.projections.plots import write_plots
+
+        extra = [p.name for p in write_plots(figures.selection, stage)]
+    (stage / "README.md").write_text(
+        render_card(options, report, figures, collector.provenance(), extra)
+    )
+    return extra
+
+
+def _up_to_date_report(target: Path, manifest: dict[str, Any]) -> HfReport:
+    kept = [ParquetFile(**f) for f in manifest["files"] if f.get("split")]
+    return HfReport(
+        folder=str(target),
+        files=kept,
+        splits=manifest.get("splits", {}),
+        rows=sum(f.rows for f in kept),
+        position=manifest["store"]["position"],
+        up_to_date=True,
+    )
+
+
+def _write_folder(
+    store: EventStore,
+    engines: Engines,
+    stage: Path,
+    target: Path,
+    options: HfOptions,
+    digest: str,
+    max_buffered: int,
+    progress: Callable[[int], None] | None,
+) -> HfReport:
+    """Every file of the dataset folder, into `stage`: data, card, figures, manifest."""
+    collector, position, files = _write_data(store, stage, options, max_buffered, progress)
+    figures, caught = _figures(store, engines, collector)
+    selection = collector.selection
+    report = HfReport(
+        folder=str(target),
+        files=files,
+        splits={s: sum(f.rows for f in files if f.split == s) for s in _split_names(options)},
+        sessions_considered=selection.considered,
+        sessions_exported=len(collector.index),
+        rows=sum(f.rows for f in files),
+        skipped=dict(sorted(selection.skipped.items())),
+        position=position,
+        read_models=caught,
+    )
+    extra = _write_card(stage, options, report, figures, collector)
+    database = engines.write.dialect.name
+    _write_manifest(stage, options, digest, report, [*extra, "README.md"], database)
+    return report
 
 
 def export_hf_dataset(
@@ -358,64 +466,21 @@ def export_hf_dataset(
         ConfigError: a bad option, or an `output` that is not a folder we may replace.
         StoreUnavailable: the database cannot be reached.
     """
-    from ise_es.projections.card import render_card
-
     started = time.perf_counter()
     _check_options(options)
     # Sessions of superseded work items (edited input recorded again) are left out.
     options = msgspec.structs.replace(options, export=with_superseded(store, options.export))
     target = Path(output).absolute()
     digest = options_digest(options)
-    if not force and (manifest := _up_to_date(store, target, digest)) is not None:
-        kept = [ParquetFile(**f) for f in manifest["files"] if f.get("split")]
-        return HfReport(
-            folder=str(target),
-            files=kept,
-            splits=manifest.get("splits", {}),
-            rows=sum(f.rows for f in kept),
-            position=manifest["store"]["position"],
-            up_to_date=True,
-            seconds=time.perf_counter() - started,
-        )
-    with staged_folder(target) as stage:
-        data_dir = stage / "data"
-        data_dir.mkdir()
-        with tempfile.TemporaryFile(dir=stage, prefix=".rows.") as rows:
-            collector = _Collector(options, rows)
-            position = gather_sessions(
-                store, collector.session, max_buffered=max_buffered, progress=progress
+    types = ("session_ended", "replay_ended")
+    manifest = None if force else current_manifest(store, target, digest, types)
+    if manifest is not None:
+        report = _up_to_date_report(target, manifest)
+    else:
+        with staged_folder(target) as stage:
+            report = _write_folder(
+                store, engines, stage, target, options, digest, max_buffered, progress
             )
-            rows.flush()
-            collector.index.sort(key=lambda e: e.session_id)
-            split_names = list(options.export.split or {"train": 1.0})
-            files: list[ParquetFile] = []
-            for split in split_names:
-                entries = [e for e in collector.index if e.split == split]
-                files += _write_split(data_dir, split, entries, rows, options)
-            _final_names(data_dir, files)
-        figures, caught = _figures(store, engines, collector)
-        selection = collector.selection
-        report = HfReport(
-            folder=str(target),
-            files=files,
-            splits={s: sum(f.rows for f in files if f.split == s) for s in split_names},
-            sessions_considered=selection.considered,
-            sessions_exported=len(collector.index),
-            rows=sum(f.rows for f in files),
-            skipped=dict(sorted(selection.skipped.items())),
-            position=position,
-            read_models=caught,
-        )
-        extra: list[str] = []
-        if options.plots:
-            from ise_es.projections.plots import write_plots
-
-            extra = [p.name for p in write_plots(figures.selection, stage)]
-        (stage / "README.md").write_text(
-            render_card(options, report, figures, collector.provenance(), extra)
-        )
-        database = engines.write.dialect.name
-        _write_manifest(stage, options, digest, report, [*extra, "README.md"], database)
     report.seconds = time.perf_counter() - started
     return report
 
@@ -430,8 +495,7 @@ def _write_manifest(
 ) -> None:
     files: list[dict[str, Any]] = [msgspec.to_builtins(f) for f in report.files]
     for name in sorted(others):
-        path = stage / name
-        files.append({"path": name, "bytes": path.stat().st_size, "sha256": file_sha256(path)})
+        files.append(file_entry(stage, name))
     manifest = {
         "format": MANIFEST_FORMAT,
         "ise_es_version": ise_es_version(),
