@@ -125,19 +125,28 @@ def pg_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     yield from _fresh_url("postgres", request, tmp_path, migrated=True)
 
 
+def _opened(url: str) -> Iterator[SqlEventStore]:
+    s = open_store(url)
+    yield s
+    s.close()
+
+
 @pytest.fixture
 def store(db_url: str) -> Iterator[SqlEventStore]:
-    s = open_store(db_url)
-    yield s
-    s.close()
+    """A store on each database (on `db_url`: ask for both to run the CLI on it too)."""
+    yield from _opened(db_url)
 
 
 @pytest.fixture
-def blobs(sqlite_url: str) -> Iterator[SqlEventStore]:
+def sqlite_store(sqlite_url: str) -> Iterator[SqlEventStore]:
+    """A store on SQLite (on `sqlite_url`), for tests that need one but test no database."""
+    yield from _opened(sqlite_url)
+
+
+@pytest.fixture
+def blobs(sqlite_store: SqlEventStore) -> SqlEventStore:
     """The real event store (SQLite) as the blob sink of sandboxes and tools."""
-    s = open_store(sqlite_url)
-    yield s
-    s.close()
+    return sqlite_store
 
 
 @pytest.fixture(scope="session")

@@ -20,6 +20,7 @@ from ise_es.diversity.report import (
     write_report,
 )
 from ise_es.intents.embeddings import EmbeddingUnavailable, _load_sentence_transformer
+from ise_es.store.sql import SqlEventStore
 from tests.support.openai_server import RecordedRequest, Reply, ScriptedOpenAIServer
 
 HAVE_MODEL = all(
@@ -279,32 +280,27 @@ def test_diversity_without_the_extra_says_what_to_install(
     assert "optional extra 'diversity'" in err and "pip install torch==2.13.0" in err
 
 
-def test_first_user_turns_are_sliced_by_their_session_intent(sqlite_url: str) -> None:
+def test_first_user_turns_are_sliced_by_their_session_intent(sqlite_store: SqlEventStore) -> None:
     from ise_es.events import SessionStarted, UserTurn
     from ise_es.projections.diversity import items_from_first_turns
-    from ise_es.store.sql import open_store
 
-    store = open_store(sqlite_url)
-    try:
-        for i, (level, domains) in enumerate([("Senior", ["a", "b"]), ("Student", ["a"])]):
-            store.append(
-                f"session-s{i}",
-                [
-                    SessionStarted(
-                        session_id=f"s{i}",
-                        intent_id=f"i{i}",
-                        intent="do things",
-                        intent_record={"domains": domains},
-                        persona={"industry": "Media", "experience_level": level},
-                    ),
-                    UserTurn(turn=1, text=f"first request {i}"),
-                    UserTurn(turn=2, text="a follow-up"),
-                ],
-                expected_version=0,
-            )
-        items = sorted(items_from_first_turns(store), key=lambda it: it.id)
-    finally:
-        store.close()
+    for i, (level, domains) in enumerate([("Senior", ["a", "b"]), ("Student", ["a"])]):
+        sqlite_store.append(
+            f"session-s{i}",
+            [
+                SessionStarted(
+                    session_id=f"s{i}",
+                    intent_id=f"i{i}",
+                    intent="do things",
+                    intent_record={"domains": domains},
+                    persona={"industry": "Media", "experience_level": level},
+                ),
+                UserTurn(turn=1, text=f"first request {i}"),
+                UserTurn(turn=2, text="a follow-up"),
+            ],
+            expected_version=0,
+        )
+    items = sorted(items_from_first_turns(sqlite_store), key=lambda it: it.id)
     assert [(it.id, it.text) for it in items] == [
         ("s0", "first request 0"),
         ("s1", "first request 1"),

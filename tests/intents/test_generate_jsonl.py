@@ -97,26 +97,22 @@ class EchoRenderer:
 
 
 def test_duplicates_and_invalid_renders_are_rejected_with_reasons(
-    sqlite_url: str, small_pool: PersonaPool
+    sqlite_store: SqlEventStore, small_pool: PersonaPool
 ) -> None:
-    store = open_store(sqlite_url)
-    try:
-        report = run(store, small_pool, 4, renderer=EchoRenderer())
-        recs = {r.intent_id: r for r in load_intents(store)}
-        rejected = [r.rejected for r in recs.values() if r.rejected is not None]
-        invalid = [r for r in rejected if r.reason == "invalid"]
-        dups = [r for r in rejected if r.reason == "duplicate"]
-        assert report.invalid == len(invalid) >= 1
-        assert report.duplicates == len(dups) >= 1
-        for d in dups:
-            assert isinstance(d, IntentRejected)
-            assert d.duplicate_of in recs and recs[d.duplicate_of].status == "accepted"
-            assert d.similarity == 1.0 and d.detail == "exact"
-        assert all(r.detail == "empty text" for r in invalid)
-        # an invalid render has no IntentRendered: only the sample and the rejection
-        assert all(recs[r.intent_id].rendered is None for r in invalid)
-    finally:
-        store.close()
+    report = run(sqlite_store, small_pool, 4, renderer=EchoRenderer())
+    recs = {r.intent_id: r for r in load_intents(sqlite_store)}
+    rejected = [r.rejected for r in recs.values() if r.rejected is not None]
+    invalid = [r for r in rejected if r.reason == "invalid"]
+    dups = [r for r in rejected if r.reason == "duplicate"]
+    assert report.invalid == len(invalid) >= 1
+    assert report.duplicates == len(dups) >= 1
+    for d in dups:
+        assert isinstance(d, IntentRejected)
+        assert d.duplicate_of in recs and recs[d.duplicate_of].status == "accepted"
+        assert d.similarity == 1.0 and d.detail == "exact"
+    assert all(r.detail == "empty text" for r in invalid)
+    # an invalid render has no IntentRendered: only the sample and the rejection
+    assert all(recs[r.intent_id].rendered is None for r in invalid)
 
 
 def test_export_import_round_trip(
@@ -209,26 +205,24 @@ def write_lines(path: Path, rows: list[Any]) -> Path:
     return path
 
 
-def test_import_reference_shapes_and_export_them_back(sqlite_url: str, tmp_path: Path) -> None:
+def test_import_reference_shapes_and_export_them_back(
+    sqlite_store: SqlEventStore, tmp_path: Path
+) -> None:
     src = write_lines(tmp_path / "ref.jsonl", REFERENCE)
-    store = open_store(sqlite_url)
-    try:
-        report = import_intents(store, src)
-        assert report.recorded == 4 and not report.invalid
-        recs = {r.intent_id: r for r in load_intents(store)}
-        assert set(recs) >= {"intent_58f206b3", "task-0007", "42"}
-        q = next(r for r in recs.values() if r.intent_id.startswith("q_"))
-        assert q.text == "What is the capital of France?"
-        assert recs["task-0007"].stream_id != "intent-task-0007"  # '-' ids get a digest stream
-        out = tmp_path / "out.jsonl"
-        export_intents(store, out, load_library())
-        back = [json.loads(x) for x in out.read_text().splitlines()]
-        assert back[0] == REFERENCE[0]
-        assert back[1] == {"id": "task-0007", **REFERENCE[1]}
-        assert back[2]["id"] == "42" and back[2]["intent_id"] == 42
-        assert back[3]["question"] == REFERENCE[3]["question"] and back[3]["answer"] == "Paris"
-    finally:
-        store.close()
+    report = import_intents(sqlite_store, src)
+    assert report.recorded == 4 and not report.invalid
+    recs = {r.intent_id: r for r in load_intents(sqlite_store)}
+    assert set(recs) >= {"intent_58f206b3", "task-0007", "42"}
+    q = next(r for r in recs.values() if r.intent_id.startswith("q_"))
+    assert q.text == "What is the capital of France?"
+    assert recs["task-0007"].stream_id != "intent-task-0007"  # '-' ids get a digest stream
+    out = tmp_path / "out.jsonl"
+    export_intents(sqlite_store, out, load_library())
+    back = [json.loads(x) for x in out.read_text().splitlines()]
+    assert back[0] == REFERENCE[0]
+    assert back[1] == {"id": "task-0007", **REFERENCE[1]}
+    assert back[2]["id"] == "42" and back[2]["intent_id"] == 42
+    assert back[3]["question"] == REFERENCE[3]["question"] and back[3]["answer"] == "Paris"
 
 
 @pytest.mark.parametrize(
@@ -250,19 +244,15 @@ def test_import_reference_shapes_and_export_them_back(sqlite_url: str, tmp_path:
     ],
 )
 def test_a_broken_line_names_file_and_line_and_records_nothing(
-    sqlite_url: str, tmp_path: Path, bad: str, message: str
+    sqlite_store: SqlEventStore, tmp_path: Path, bad: str, message: str
 ) -> None:
     src = write_lines(tmp_path / "bad.jsonl", [REFERENCE[0], "", bad, REFERENCE[1]])
-    store = open_store(sqlite_url)
-    try:
-        with pytest.raises(InvalidInput) as info:
-            import_intents(store, src)
-        assert str(info.value).startswith(f"{src}:3: ")
-        assert message in str(info.value)
-        assert load_intents(store) == []
-        # --skip-invalid: the other lines go in, the broken one is reported
-        report = import_intents(store, src, skip_invalid=True)
-        assert report.recorded == 2 and len(report.invalid) == 1
-        assert report.invalid[0].startswith(f"{src}:3: ")
-    finally:
-        store.close()
+    with pytest.raises(InvalidInput) as info:
+        import_intents(sqlite_store, src)
+    assert str(info.value).startswith(f"{src}:3: ")
+    assert message in str(info.value)
+    assert load_intents(sqlite_store) == []
+    # --skip-invalid: the other lines go in, the broken one is reported
+    report = import_intents(sqlite_store, src, skip_invalid=True)
+    assert report.recorded == 2 and len(report.invalid) == 1
+    assert report.invalid[0].startswith(f"{src}:3: ")

@@ -15,7 +15,7 @@ from ise_es.intents.records import intent_stream
 from ise_es.intents.render import make_spec
 from ise_es.intents.sampler import Sampler
 from ise_es.llm import OpenAIChatClient, RoleConfig
-from ise_es.store.sql import open_store
+from ise_es.store.sql import SqlEventStore
 from tests.support.openai_server import Error, RecordedRequest, Reply, ScriptedOpenAIServer
 
 
@@ -93,34 +93,30 @@ def test_failed_call_is_recorded_not_raised(
 
 
 def test_generate_with_the_llm_records_model_calls_on_the_intent_stream(
-    openai_server: ScriptedOpenAIServer, small_pool: PersonaPool, sqlite_url: str
+    openai_server: ScriptedOpenAIServer, small_pool: PersonaPool, sqlite_store: SqlEventStore
 ) -> None:
     openai_server.handle("renderer", lambda req: Reply(content=good_text(req)))
-    store = open_store(sqlite_url)
-    try:
-        with client(openai_server, "renderer") as c:
-            report = generate_intents(
-                store,
-                library=load_library(),
-                pool=small_pool,
-                renderer=LLMRenderer(c),
-                dedup=Deduplicator(),
-                count=3,
-                seed=4,
-                workers=2,
-            )
-        assert report.accepted == 3
-        from ise_es.intents.sampler import intent_id_for
+    with client(openai_server, "renderer") as c:
+        report = generate_intents(
+            sqlite_store,
+            library=load_library(),
+            pool=small_pool,
+            renderer=LLMRenderer(c),
+            dedup=Deduplicator(),
+            count=3,
+            seed=4,
+            workers=2,
+        )
+    assert report.accepted == 3
+    from ise_es.intents.sampler import intent_id_for
 
-        events = store.read_stream(intent_stream(intent_id_for(4, small_pool.digest, 0)))
-        kinds = [type(e.data) for e in events]
-        assert kinds[0] is ModelCall and IntentRendered in kinds
-        call = events[0].data
-        assert isinstance(call, ModelCall) and call.request_digest is not None
-        body = json.loads(store.get_blob(call.request_digest))
-        assert body["model"] == "renderer"
-    finally:
-        store.close()
+    events = sqlite_store.read_stream(intent_stream(intent_id_for(4, small_pool.digest, 0)))
+    kinds = [type(e.data) for e in events]
+    assert kinds[0] is ModelCall and IntentRendered in kinds
+    call = events[0].data
+    assert isinstance(call, ModelCall) and call.request_digest is not None
+    body = json.loads(sqlite_store.get_blob(call.request_digest))
+    assert body["model"] == "renderer"
 
 
 def personas_reply(names: list[str]) -> Reply:

@@ -178,22 +178,20 @@ def _wait_for(
 
 
 def test_session_killed_with_sigkill_replays_its_recorded_prefix(
-    sqlite_url: str, scenario_dir: Callable[[str], Path]
+    sqlite_url: str, sqlite_store: SqlEventStore, scenario_dir: Callable[[str], Path]
 ) -> None:
     directory = scenario_dir("interrupted")
     cmd = [sys.executable, "-m", "cli", "record", "--scenario", str(directory), "--db", sqlite_url]
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    store = open_store(sqlite_url)
-    try:
-        _wait_for(store, lambda: len(store.read_all(types=["tool_call_started"])) == 3, proc)
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait(30)
-        (stream,) = select_sessions(store, status="running")
-        events = [e.data for e in store.read_stream(stream)]
-        assert isinstance(events[-1], ToolCallStarted) and "sleep 60" in events[-1].arguments
-        version = store.streams(stream)[0].version
-    finally:
-        store.close()
+    _wait_for(
+        sqlite_store, lambda: len(sqlite_store.read_all(types=["tool_call_started"])) == 3, proc
+    )
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(30)
+    (stream,) = select_sessions(sqlite_store, status="running")
+    events = [e.data for e in sqlite_store.read_stream(stream)]
+    assert isinstance(events[-1], ToolCallStarted) and "sleep 60" in events[-1].arguments
+    version = sqlite_store.streams(stream)[0].version
     code, report, _ = replay(sqlite_url, stream)
     assert code == 0 and report["status"] == "reproduced"
     assert [s["index"] for s in report["steps"]] == [0, 1]

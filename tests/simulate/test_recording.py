@@ -251,30 +251,26 @@ def test_four_workers_over_eight_intents(store: SqlEventStore, db_url: str, tmp_
     assert not sandbox_mounts(owner_pid=os.getpid()), "a sandbox's mount was left behind"
 
 
-def test_resume_after_kill_9(db_url: str, tmp_path: Path) -> None:
+def test_resume_after_kill_9(db_url: str, store: SqlEventStore, tmp_path: Path) -> None:
     scenario_copy(tmp_path / "s", "a-slow", "sleep 4")
     scenario_copy(tmp_path / "s", "b-quick", "echo quick")
     cmd = [sys.executable, "-m", "cli", "record", "--scenario", str(tmp_path / "s"), "--db", db_url]
     cmd += ["--lease-seconds", "2"]
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    store = open_store(db_url)
-    try:
-        deadline = time.monotonic() + 60
-        while not store.read_all(types=["tool_call_started"]):
-            assert time.monotonic() < deadline and proc.poll() is None
-            time.sleep(0.1)
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait(30)
-        rerun = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=120)
-        assert "expired leases reclaimed" in rerun.stderr, rerun.stderr
-        by_intent: dict[str, list[tuple[int, str]]] = {}
-        for s in store.streams("session-"):
-            events = [e.data for e in store.read_stream(s.stream_id)]
-            start, end = events[0], events[-1]
-            assert isinstance(start, SessionStarted) and isinstance(end, SessionEnded)
-            by_intent.setdefault(start.intent_id, []).append((start.attempt, end.status))
-    finally:
-        store.close()
+    deadline = time.monotonic() + 60
+    while not store.read_all(types=["tool_call_started"]):
+        assert time.monotonic() < deadline and proc.poll() is None
+        time.sleep(0.1)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(30)
+    rerun = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert "expired leases reclaimed" in rerun.stderr, rerun.stderr
+    by_intent: dict[str, list[tuple[int, str]]] = {}
+    for s in store.streams("session-"):
+        events = [e.data for e in store.read_stream(s.stream_id)]
+        start, end = events[0], events[-1]
+        assert isinstance(start, SessionStarted) and isinstance(end, SessionEnded)
+        by_intent.setdefault(start.intent_id, []).append((start.attempt, end.status))
     assert sorted(by_intent["scenario-a-slow"])[0] == (1, "interrupted")
     assert by_intent["scenario-b-quick"] == [(1, "completed")]
     assert sorted(by_intent["scenario-a-slow"]) == [(1, "interrupted"), (2, "completed")]

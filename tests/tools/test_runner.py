@@ -20,7 +20,7 @@ from ise_es.events import (
 )
 from ise_es.sandbox import Sandbox, open_sandbox
 from ise_es.store.base import NewEvent
-from ise_es.store.sql import SqlEventStore, open_store
+from ise_es.store.sql import SqlEventStore
 from ise_es.tools import FixtureWebGateway, ToolRunner, ToolSettings
 from tests.tools.conftest import Harness, MakeHarness
 
@@ -145,17 +145,15 @@ def test_sandbox_failure_is_recorded_then_raised(
     assert "closed" in finished.result_text
 
 
-@pytest.mark.parametrize(
-    "db_backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
-)
 def test_events_append_to_the_store_as_they_are_emitted(
-    backend: str, fixture_web: FixtureWebGateway, db_backend: str, request: pytest.FixtureRequest
+    backend: str,
+    fixture_web: FixtureWebGateway,
+    store: SqlEventStore,
+    request: pytest.FixtureRequest,
 ) -> None:
     """The recorder's shape: emit appends each event at once; the stream reads back in order
     and every blob an event names (outputs, file contents, HTTP bodies) is in the same store."""
-    url = request.getfixturevalue("sqlite_url" if db_backend == "sqlite" else "pg_url")
     extra = {"client": request.getfixturevalue("docker_client")} if backend == "docker" else {}
-    store = open_store(url)
     sandbox = open_sandbox(backend, "notes", blobs=store, **extra)
     try:
         stream = "session-tooltest"
@@ -193,4 +191,3 @@ def test_events_append_to_the_store_as_they_are_emitted(
         assert store.get_blob(diff.changes[0].digest) == b"hello\n"
     finally:
         sandbox.close()
-        store.close()
