@@ -13,7 +13,9 @@ The machine is shared (2 cores, other work running), so one floor run and one re
 segment, back to back, the order alternating between segments; each segment gives a ratio and
 the median ratio is the figure. A burst of load then hits both halves of a segment alike or
 spoils one segment, not the verdict (two runs of the old median-of-each design, minutes apart,
-gave +52% and +6.5%). The spread of the ratios and the load average are printed beside it.
+gave +52% and +6.5%). The spread of the ratios and the load average are printed beside it,
+and the same median for CPU (this process's and its sandboxes'), which a busy machine moves
+less than wall time.
 
 --growth N instead records corpora of N/4, N/2 and N sessions of a few tool calls each and
 runs `replay --all` (1 worker) over each, beside a floor (every session's commands run
@@ -103,29 +105,31 @@ def record(url: str, scenario_dir: Path) -> None:
     assert run.report is not None and set(run.report.statuses) == {"completed"}, run.report
 
 
-def floor_run(commands: list[str]) -> float:
-    """Fresh sandbox, the same commands through Sandbox.exec, nothing compared or stored."""
-    started = time.perf_counter()
+def floor_run(commands: list[str]) -> tuple[float, float]:
+    """Fresh sandbox, the same commands through Sandbox.exec, nothing compared or stored.
+    Returns (wall, CPU with the sandboxes') seconds."""
+    cpu, started = cpu_seconds()[1], time.perf_counter()
     with open_sandbox("local", "empty", blobs=None, environment=pinned_environment()) as sandbox:
         for command in commands:
             result = sandbox.exec(command)
             assert result.exit_code == 0, (command, result)
-    return time.perf_counter() - started
+    return time.perf_counter() - started, cpu_seconds()[1] - cpu
 
 
-def replay_run(store: EventStore, session: str) -> float:
-    started = time.perf_counter()
+def replay_run(store: EventStore, session: str) -> tuple[float, float]:
+    cpu, started = cpu_seconds()[1], time.perf_counter()
     report = replay_session(store, session)
-    elapsed = time.perf_counter() - started
+    elapsed = time.perf_counter() - started, cpu_seconds()[1] - cpu
     assert report.status == "reproduced" and len(report.steps) == STEPS, report.counts
     return elapsed
 
 
 def segments(
     store: EventStore, session: str, commands: list[str], count: int
-) -> list[tuple[float, float]]:
-    """`count` (floor, replay) pairs, each pair run back to back, alternating which goes first
-    so neither always inherits the other's warm caches or its load burst."""
+) -> list[tuple[tuple[float, float], tuple[float, float]]]:
+    """`count` ((floor wall, CPU), (replay wall, CPU)) pairs, each pair run back to back,
+    alternating which goes first so neither always inherits the other's warm caches or its
+    load burst."""
     pairs = []
     for i in range(count):
         if i % 2 == 0:
@@ -154,10 +158,11 @@ def overhead(root: Path, count: int) -> None:
         load_start = os.getloadavg()[0]
         pairs = segments(store, session, commands, count)
         load_end = os.getloadavg()[0]
-    ratios = sorted(rep / floor for floor, rep in pairs)
-    ratio = statistics.median(ratios)
-    floor = statistics.median(f for f, _ in pairs)
-    rep = statistics.median(r for _, r in pairs)
+    ratios = sorted(rep[0] / floor[0] for floor, rep in pairs)
+    cpu_ratios = sorted(rep[1] / floor[1] for floor, rep in pairs)
+    ratio, cpu_ratio = statistics.median(ratios), statistics.median(cpu_ratios)
+    floor = statistics.median(f[0] for f, _ in pairs)
+    rep = statistics.median(r[0] for _, r in pairs)
     print("local sandbox, SQLite store (WAL, synchronous=FULL), all normalizers on")
     print(f"load average {load_start:.2f} at start, {load_end:.2f} after the segments (2 cores)")
     print(f"{STEPS}-call session, {count} interleaved (floor, replay) segments, medians:")
@@ -174,6 +179,10 @@ def overhead(root: Path, count: int) -> None:
         f"  overhead, median of the per-segment ratios  {100 * (ratio - 1):+.1f}%  "
         f"(segments from {100 * (ratios[0] - 1):+.1f}% to {100 * (ratios[-1] - 1):+.1f}%; "
         f"target <= +20%: {verdict})"
+    )
+    print(
+        f"  CPU overhead (with the sandboxes'), median  {100 * (cpu_ratio - 1):+.1f}%  "
+        f"(segments from {100 * (cpu_ratios[0] - 1):+.1f}% to {100 * (cpu_ratios[-1] - 1):+.1f}%)"
     )
 
 
