@@ -49,6 +49,7 @@ from ise_es.projections.importing import (
     ENDED_STATUSES,
     FileResult,
     ParsedSession,
+    derived_id,
     import_files,
     input_files,
     read_source,
@@ -357,15 +358,11 @@ def parse_atif(path: str | Path) -> ParsedSession:
         tool_calls=mapper.calls,
     )
     events = [_started(mapper, session_id, p), *mapper.events, ended]
-    return ParsedSession(
-        session_id=session_id,
-        stream_id=f"session-{session_id}",
-        source=str(p),
-        digest=digest,
-        events=[
-            NewEvent(e, event_id=hashlib.sha256(f"atif:{digest}:{i}".encode()).hexdigest()[:32])
-            for i, e in enumerate(events)
-        ],
+    return ParsedSession.of(
+        session_id,
+        str(p),
+        digest,
+        [NewEvent(e, event_id=derived_id("atif", digest, i)) for i, e in enumerate(events)],
         user_turns=mapper.turn,
         tool_calls=mapper.calls,
     )

@@ -60,17 +60,10 @@ def arrow_schema(fmt: str) -> pa.Schema:
     s = pa.string()
     function = pa.struct([("name", s), ("arguments", s)])
     call = pa.struct([("id", s), ("type", s), ("function", function)])
+    # the message fields openai and middle share, in the order both write them
+    shared = [("role", s), ("content", s), ("reasoning_content", s), ("tool_calls", pa.list_(call))]
     if fmt == "openai":
-        message = pa.struct(
-            [
-                ("role", s),
-                ("content", s),
-                ("reasoning_content", s),
-                ("tool_calls", pa.list_(call)),
-                ("tool_call_id", s),
-                ("weight", pa.int64()),
-            ]
-        )
+        message = pa.struct([*shared, ("tool_call_id", s), ("weight", pa.int64())])
         return pa.schema([("session_id", s), ("messages", pa.list_(message)), ("tools", s)])
     if fmt == "sharegpt":
         turn = pa.struct([("from", s), ("value", s)])
@@ -78,17 +71,7 @@ def arrow_schema(fmt: str) -> pa.Schema:
             [("session_id", s), ("conversations", pa.list_(turn)), ("system", s), ("tools", s)]
         )
     if fmt == "middle":
-        message = pa.struct(
-            [
-                ("role", s),
-                ("content", s),
-                ("reasoning_content", s),
-                ("tool_calls", pa.list_(call)),
-                ("name", s),
-                ("tool_call_id", s),
-                ("success", pa.bool_()),
-            ]
-        )
+        message = pa.struct([*shared, ("name", s), ("tool_call_id", s), ("success", pa.bool_())])
         intent = pa.struct([("intent_id", s), ("natural_language_intent", s), ("task_type", s)])
         return pa.schema(
             [

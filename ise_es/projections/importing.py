@@ -10,6 +10,7 @@ and a different source claiming an imported session id is refused: the log is ap
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
@@ -25,6 +26,7 @@ __all__ = [
     "ParsedSession",
     "StreamWalk",
     "append_session",
+    "derived_id",
     "import_files",
     "input_files",
     "read_source",
@@ -45,6 +47,52 @@ class ParsedSession(msgspec.Struct, kw_only=True):
     skipped: list[str] = []
     """`FILE:LINE: problem` of each line left out under `skip_invalid`."""
     intent_attached: bool = False
+
+    @classmethod
+    def of(
+        cls,
+        session_id: str,
+        source: str,
+        digest: str,
+        events: list[NewEvent],
+        *,
+        user_turns: int,
+        tool_calls: int,
+        skipped: list[str] | None = None,
+        intent_attached: bool = False,
+    ) -> ParsedSession:
+        """A session bound for the stream `session-<session_id>`, as every importer writes."""
+        return cls(
+            session_id=session_id,
+            stream_id=f"session-{session_id}",
+            source=source,
+            digest=digest,
+            events=events,
+            user_turns=user_turns,
+            tool_calls=tool_calls,
+            skipped=skipped or [],
+            intent_attached=intent_attached,
+        )
+
+    @classmethod
+    def left_out(cls, source: str, problem: str) -> ParsedSession:
+        """A source left out under `skip_invalid`: no events, the problem in `skipped`."""
+        return cls(
+            session_id="",
+            stream_id="",
+            source=source,
+            digest="",
+            events=[],
+            user_turns=0,
+            tool_calls=0,
+            skipped=[problem],
+        )
+
+
+def derived_id(*parts: object) -> str:
+    """An event id derived from where the event came from (importer, source digest,
+    position in the source), so importing the same source again appends nothing."""
+    return hashlib.sha256(":".join(str(p) for p in parts).encode()).hexdigest()[:32]
 
 
 class FileResult(msgspec.Struct, kw_only=True):

@@ -43,6 +43,7 @@ from ise_es.projections.importing import (
     FileResult,
     ParsedSession,
     StreamWalk,
+    derived_id,
     import_files,
     input_files,
     read_source,
@@ -142,8 +143,7 @@ class _Builder:
 
     def add(self, event: Event) -> None:
         n = len(self.events)
-        key = f"middle:{self.digest}:{n}".encode()
-        self.events.append(NewEvent(event, event_id=hashlib.sha256(key).hexdigest()[:32]))
+        self.events.append(NewEvent(event, event_id=derived_id("middle", self.digest, n)))
 
     def message(self, index: int, m: dict[str, Any]) -> None:
         role = m.get("role")
@@ -288,13 +288,11 @@ def parse_trajectory(obj: Any, where: str) -> ParsedSession:
             tool_calls=len(walk.calls),
         )
     )
-    head = hashlib.sha256(f"middle:{digest}:start".encode()).hexdigest()[:32]
-    return ParsedSession(
-        session_id=session_id,
-        stream_id=f"session-{session_id}",
-        source=where,
-        digest=digest,
-        events=[NewEvent(started, event_id=head), *builder.events],
+    return ParsedSession.of(
+        session_id,
+        where,
+        digest,
+        [NewEvent(started, event_id=derived_id("middle", digest, "start")), *builder.events],
         user_turns=walk.turn,
         tool_calls=len(walk.calls),
         intent_attached=bool(started.intent),
@@ -329,18 +327,7 @@ def parse_middle(path: str | Path, *, skip_invalid: bool = False) -> list[Parsed
         except InvalidInput as e:
             if not skip_invalid:
                 raise InvalidInput(f"{e} (nothing was imported; --skip-invalid to go on)") from e
-            out.append(
-                ParsedSession(
-                    session_id="",
-                    stream_id="",
-                    source=where,
-                    digest="",
-                    events=[],
-                    user_turns=0,
-                    tool_calls=0,
-                    skipped=[str(e)],
-                )
-            )
+            out.append(ParsedSession.left_out(where, str(e)))
     return out
 
 

@@ -240,16 +240,16 @@ def parse_openclaw(
         tool_calls=mapper.n_calls,
         ended_at=mapper.last_time,
     )
-    return ParsedSession(
-        session_id=session_id,
-        stream_id=f"session-{session_id}",
-        source=str(p),
-        digest=digest,
-        events=[
-            NewEvent(started, event_id=event_id(digest, 1, 0)),
-            *mapper.events,
-            NewEvent(ended, event_id=event_id(digest, last_line + 1, 0)),
-        ],
+    events = [
+        NewEvent(started, event_id=event_id(digest, 1, 0)),
+        *mapper.events,
+        NewEvent(ended, event_id=event_id(digest, last_line + 1, 0)),
+    ]
+    return ParsedSession.of(
+        session_id,
+        str(p),
+        digest,
+        events,
         user_turns=mapper.turn,
         tool_calls=mapper.n_calls,
         skipped=skipped,

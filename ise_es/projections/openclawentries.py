@@ -7,7 +7,6 @@ it, so importing the same file again appends nothing.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 from collections import Counter
@@ -17,7 +16,7 @@ from typing import Any
 
 from ise_es.errors import InvalidInput
 from ise_es.events import Event, ModelCall, ToolCall, ToolCallFinished, Usage
-from ise_es.projections.importing import StreamWalk
+from ise_es.projections.importing import StreamWalk, derived_id
 from ise_es.projections.session import outcome_failed
 from ise_es.store.base import NewEvent
 
@@ -35,7 +34,8 @@ def strip_envelope(text: str) -> str:
 
 
 def event_id(digest: str, line: int, part: int) -> str:
-    return hashlib.sha256(f"openclaw:{digest}:{line}:{part}".encode()).hexdigest()[:32]
+    """The id of the event `part` of the entry at `line` of the file of `digest`."""
+    return derived_id("openclaw", digest, line, part)
 
 
 def epoch_ms(value: Any) -> float | None:
