@@ -38,6 +38,19 @@ def rich_session() -> SessionBuilder:
     return b.end()
 
 
+def secret_session() -> SessionBuilder:
+    """A token in the system prompt, the user's message, reasoning, arguments and a result."""
+    b = SessionBuilder("secret", system_prompt=f"token {GH_TOKEN}")
+    b.user(f"Use {GH_TOKEN} to clone.")
+    b.agent(
+        reasoning=f"The token is {GH_TOKEN}.",
+        calls=[("exec", {"command": f"git clone https://x:{GH_TOKEN}@github.com/a/b"})],
+        results=[(f"cloned with {GH_TOKEN}", 0)],
+    )
+    b.agent("Cloned.")
+    return b.end()
+
+
 def samples(builder: SessionBuilder, **kwargs: Any) -> list[dict[str, Any]]:
     options = resolve_options(**kwargs)
     return render(fold_session(builder.stored()), options)
@@ -215,15 +228,7 @@ def test_malformed_arguments_stay_raw_in_every_format(
 def test_redaction_reaches_every_string(
     fmt: str, validators: dict[str, Draft202012Validator]
 ) -> None:
-    b = SessionBuilder("secret", system_prompt=f"token {GH_TOKEN}")
-    b.user(f"Use {GH_TOKEN} to clone.")
-    b.agent(
-        reasoning=f"The token is {GH_TOKEN}.",
-        calls=[("exec", {"command": f"git clone https://x:{GH_TOKEN}@github.com/a/b"})],
-        results=[(f"cloned with {GH_TOKEN}", 0)],
-    )
-    b.agent("Cloned.")
-    b.end()
+    b = secret_session()
     plain = json.dumps(samples(b, format=fmt))
     assert GH_TOKEN in plain
     [sample] = samples(b, format=fmt, redact=True)

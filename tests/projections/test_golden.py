@@ -22,7 +22,7 @@ import msgspec
 import pyarrow.parquet as pq
 import pytest
 
-from ise_es.events import SessionStarted, ToolCallFinished, UserTurn, event_type_of
+from ise_es.events import SessionStarted, ToolCallFinished, UserTurn
 from ise_es.intents.jsonl import intent_records_by_id
 from ise_es.projections.atif import export_atif, trajectory, write_trajectory
 from ise_es.projections.atif_import import parse_atif
@@ -36,7 +36,7 @@ from ise_es.store.base import StoredEvent
 from ise_es.store.engine import connect_engines
 from ise_es.store.sql import open_store
 from tests.projections.builders import SessionBuilder, append_visible, simple_session
-from tests.projections.test_formats import GH_TOKEN, rich_session
+from tests.projections.test_formats import rich_session, secret_session
 
 GOLDEN = Path(__file__).resolve().parent / "golden"
 ROOT = Path(__file__).resolve().parents[2]
@@ -104,21 +104,11 @@ def dump(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, indent=1) + "\n"
 
 
-def stored(stream_id: str, events: list[Any]) -> list[StoredEvent]:
-    return [
-        StoredEvent(
-            position=i + 1,
-            stream_id=stream_id,
-            version=i + 1,
-            event_id=f"{stream_id}-{i}",
-            type=event_type_of(e),
-            schema_version=1,
-            recorded_at=1_700_000_000.0 + i,
-            data=e,
-            hash="0" * 64,
-        )
-        for i, e in enumerate(events)
-    ]
+def stored(session_id: str, events: list[Any]) -> list[StoredEvent]:
+    """`events` as the stream `session-<session_id>` (the builders' positions and times)."""
+    builder = SessionBuilder(session_id)
+    builder.events = list(events)
+    return builder.stored()
 
 
 def malformed_session() -> SessionBuilder:
@@ -132,18 +122,6 @@ def malformed_session() -> SessionBuilder:
     )
     b.agent(calls=[("exec", "[1, 2]")], results=["error: arguments must be an object"])
     b.agent("Retried.")
-    return b.end()
-
-
-def secret_session() -> SessionBuilder:
-    b = SessionBuilder("secret", system_prompt=f"token {GH_TOKEN}")
-    b.user(f"Use {GH_TOKEN} to clone.")
-    b.agent(
-        reasoning=f"The token is {GH_TOKEN}.",
-        calls=[("exec", {"command": f"git clone https://x:{GH_TOKEN}@github.com/a/b"})],
-        results=[(f"cloned with {GH_TOKEN}", 0)],
-    )
-    b.agent("Cloned.")
     return b.end()
 
 
@@ -210,7 +188,7 @@ def openclaw_streams() -> dict[str, list[StoredEvent]]:
     out: dict[str, list[StoredEvent]] = {}
     for path in OPENCLAW:
         parsed = parse_openclaw(path, intents=intent_records_by_id(INTENTS))
-        out[f"openclaw:{path.name}"] = stored(parsed.stream_id, [e.data for e in parsed.events])
+        out[f"openclaw:{path.name}"] = stored(parsed.session_id, [e.data for e in parsed.events])
     return out
 
 
@@ -224,7 +202,7 @@ def sessions() -> dict[str, list[StoredEvent]]:
         "orphan": orphan_session(),
     }
     return {
-        **{name: stored(b.stream_id, b.events) for name, b in built.items()},
+        **{name: b.stored() for name, b in built.items()},
         **openclaw_streams(),
     }
 
@@ -297,7 +275,7 @@ def test_atif_round_trip(tmp_path: Path) -> None:
         view = fold_session(events)
         first = atif_text(trajectory(view, events), tmp_path, view.session_id)
         parsed = parse_atif(tmp_path / f"{view.session_id}.json")
-        again = stored(parsed.stream_id, [e.data for e in parsed.events])
+        again = stored(parsed.session_id, [e.data for e in parsed.events])
         second = atif_text(trajectory(fold_session(again), again), tmp_path, "again")
         out += [f"=== {name}: export\n", first, f"=== {name}: import\n"]
         out.append(dump(parsed_builtins(parsed, tmp_path)))
