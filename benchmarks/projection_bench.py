@@ -71,6 +71,7 @@ RSS_TARGET_MIB = 1024.0
 
 def run_step(step: str, url: str, out: str) -> dict[str, Any]:
     """Executed in a child process: one step, its timing and peak RSS as JSON."""
+    from ise_es.commands.common import opened_projection_store
     from ise_es.projections.export import ExportOptions, export_sft
     from ise_es.projections.readmodel import (
         AuditModel,
@@ -79,14 +80,13 @@ def run_step(step: str, url: str, out: str) -> dict[str, Any]:
         load_replays,
         load_summaries,
     )
-    from ise_es.projections.run import open_projection_store
     from ise_es.projections.session import SESSION_EVENT_TYPES
     from ise_es.projections.stats import corpus_stats
 
     started = time.perf_counter()
     before = resource.getrusage(resource.RUSAGE_SELF)
     result: dict[str, Any] = {}
-    with open_projection_store(url) as (store, engines):
+    with opened_projection_store(url) as (store, engines):
         if step == "read":
             result["events"] = sum(
                 1 for _ in store.iter_all(0, batch=5000, types=SESSION_EVENT_TYPES)
@@ -98,7 +98,7 @@ def run_step(step: str, url: str, out: str) -> dict[str, Any]:
         elif step == "all":
             from ise_es.projections.run import run_all
 
-            run = run_all(url, output=out, options=ExportOptions(), force=True, rebuild=True)
+            run = run_all(store, output=out, options=ExportOptions(), force=True, rebuild=True)
             assert run.export is not None and run.stats is not None
             result.update(
                 events=run.events_read,

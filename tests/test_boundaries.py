@@ -54,10 +54,6 @@ IMPLEMENTATIONS = {"ise_es.store.sql"}
 
 EXCEPTIONS: dict[tuple[str, str], str] = {
     # (importing package, imported module) -> why it is allowed for now
-    ("ise_es.projections", "ise_es.store.sql"): (
-        "projections/run.py open_projection_store opens the store for the projection commands:"
-        " presentation code that moves to ise_es/commands (issue 16 point 1)"
-    ),
 }
 
 RANK = {pkg: i for i, (_, pkgs) in enumerate(LAYERS) for pkg in pkgs}
@@ -161,6 +157,21 @@ def test_imports_follow_the_layers() -> None:
     assert set(EXCEPTIONS) - used == set(), "exceptions no longer needed: remove them"
 
 
+PRESENTATION_ONLY = {"click", "rich"}
+"""Libraries of the presentation layer: stage packages return data and progress callbacks."""
+
+
+def test_only_the_presentation_layer_imports_click_or_rich() -> None:
+    found = [
+        f"{module}:{line} imports {target}"
+        for module, path in sorted(module_files().items())
+        if LAYER_OF.get(package_of(module)) != "presentation"
+        for line, target in imports_of(module, path)
+        if target.split(".")[0] in PRESENTATION_ONLY
+    ]
+    assert found == []
+
+
 def _cycle(graph: dict[str, set[str]]) -> list[str] | None:
     state: dict[str, int] = {}
     stack: list[str] = []
@@ -210,6 +221,8 @@ def test_the_checker_sees_what_it_must_refuse() -> None:
     assert check_edge("ise_es.commands.record", "ise_es.store.sql") is None
     assert check_edge("ise_es.commands.serve", "ise_es.viewer.app") is None
     assert check_edge("ise_es.tools.base", "ise_es.sandbox.base") is None
+    sessions = imports_of("ise_es.commands.sessions", ROOT / "ise_es/commands/sessions.py")
+    assert "rich.console" in [t for _, t in sessions]  # what the click/rich test looks for
     assert _cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
     lines = [t for _, t in imports_of("cli", ROOT / "cli.py")]
     assert "ise_es.commands.diversity" in lines  # imported inside project_diversity()

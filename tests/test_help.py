@@ -47,3 +47,22 @@ def test_help_has_an_example(name: str, command: click.Command) -> None:
     assert any(line.startswith(name) for line in shown), (
         f"{name} --help: no example line runs {name!r} (found {shown[0]!r})"
     )
+
+
+def test_every_sandbox_option_offers_the_backend_registry() -> None:
+    """`--sandbox` is declared once (ise_es/commands/options.py) with a copy of the registry's
+    names, so that `--help` does not load the sandbox package; this keeps the copy equal to
+    `ise_es.sandbox.BACKENDS` in every command that takes the option."""
+    from ise_es.sandbox import BACKENDS
+
+    offered = {
+        name: param.type.choices
+        for name, command in COMMANDS
+        for param in command.params
+        if isinstance(param, click.Option) and "--sandbox" in param.opts
+        if isinstance(param.type, click.Choice)
+    }
+    assert {"ise-es record", "ise-es replay"} <= offered.keys()
+    assert {name: tuple(choices) for name, choices in offered.items()} == dict.fromkeys(
+        offered, BACKENDS
+    )

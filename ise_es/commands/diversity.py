@@ -1,4 +1,4 @@
-"""What `ise-es project diversity` does behind the CLI: pick the texts, embed, report.
+"""`ise-es project diversity`: pick the texts, embed, report.
 
 The texts come from one of two stages (accepted intents from `ise_es.intents.diversity`, first
 user turns from `ise_es.projections.diversity`); choosing between them is the presentation
@@ -11,6 +11,9 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import click
+
+from ise_es.commands.common import db_option, opened_store, reports_errors
 from ise_es.errors import ConfigError, InvalidInput
 
 if TYPE_CHECKING:
@@ -20,7 +23,7 @@ if TYPE_CHECKING:
     from ise_es.intents.library import Library
     from ise_es.store.base import EventStore
 
-__all__ = ["run_diversity", "select_items"]
+__all__ = ["diversity_command", "run_diversity", "select_items"]
 
 
 def select_items(
@@ -105,3 +108,79 @@ def run_diversity(
     if plot is not None:
         plot_scaling_curve(report, plot)
     return format_report(report)
+
+
+@click.command("diversity")
+@db_option
+@click.option(
+    "--source", type=click.Choice(["intents", "first-turns"]), default="intents", show_default=True
+)
+@click.option(
+    "--input",
+    "input_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Read an intents JSONL file instead of the store.",
+)
+@click.option(
+    "--model",
+    default="all-mpnet-base-v2",
+    show_default=True,
+    help="all-mpnet-base-v2, all-minilm-l6-v2, or a model directory.",
+)
+@click.option("--q", type=float, default=1.0, show_default=True, help="Vendi Score order.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write the report as JSON (- for stdout).",
+)
+@click.option(
+    "--plot",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write the Vendi scaling curve as PNG.",
+)
+@reports_errors
+def diversity_command(
+    db_url: str,
+    source: str,
+    input_file: Path | None,
+    model: str,
+    q: float,
+    seed: int,
+    output: Path | None,
+    plot: Path | None,
+) -> None:
+    """Diversity of intents or first user turns: Vendi, bootstrap, curve, Distinct-N, Self-BLEU.
+
+    Needs the optional extra: pip install torch==2.13.0 'ise-es[diversity]'.
+
+    \b
+    Example:
+        ise-es project diversity -o diversity.json --plot vendi.png
+        ise-es project diversity --input intents.jsonl --model all-minilm-l6-v2
+    """
+    from functools import partial
+
+    from rich.console import Console
+
+    run = partial(
+        run_diversity,
+        input_file=input_file,
+        source=source,
+        model=model,
+        q=q,
+        seed=seed,
+        output=output,
+        plot=plot,
+        console=Console(stderr=True),
+    )
+    if input_file is not None:
+        text = run(store=None)
+    else:
+        with opened_store(db_url) as store:
+            text = run(store=store)
+    click.echo(text, err=str(output) == "-")  # with -o - the JSON report has stdout

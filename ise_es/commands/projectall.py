@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from ise_es.commands.common import db_option, reports_errors
+from ise_es.commands.common import db_option, opened_store, reports_errors
 from ise_es.commands.options import apply
 from ise_es.commands.selection import export_options, selection_options
 
@@ -76,15 +76,16 @@ def project_all(
     if "export" in projections and output is None:
         raise ConfigError("the export needs -o FILE (or leave it out: --with audit,stats)")
     options = export_options(selection) if "export" in projections else None
-    run = run_all(
-        db_url,
-        projections=projections,
-        output=output,
-        options=options,
-        force=force,
-        lexicon=selection.get("lexicon"),
-        rebuild=rebuild,
-    )
+    with opened_store(db_url) as store:
+        run = run_all(
+            store,
+            projections=projections,
+            output=output,
+            options=options,
+            force=force,
+            lexicon=selection.get("lexicon"),
+            rebuild=rebuild,
+        )
     err = output == "-"  # the JSONL went to stdout: every summary goes to stderr
     if run.export is not None:
         for f in run.export.files:

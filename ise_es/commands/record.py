@@ -1,8 +1,9 @@
-"""`ise-es record`, `ise-es worker` and `ise-es queue`: recording as a fleet job.
+"""`ise-es record` and `ise-es worker`: recording as a fleet job.
 
 `record` enqueues its input and works the queue here until those items are done; `worker`
-works whatever is queued, on any machine that reaches the store; `queue` shows and re-queues.
-The library does the work (ise_es/fleet/); this module parses, shows progress and prints.
+works whatever is queued, on any machine that reaches the store (`ise-es queue`, in queue.py,
+shows and re-queues). The library does the work (ise_es/fleet/); this module parses, shows
+progress and prints.
 """
 
 from __future__ import annotations
@@ -20,28 +21,35 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from ise_es.commands.common import db_option, reports_errors
-from ise_es.commands.options import apply, role_options, web_options
+from ise_es.commands.common import db_option, opened_store, reports_errors
+from ise_es.commands.options import (
+    apply,
+    role_options,
+    sandbox_option,
+    templates_dir_option,
+    web_options,
+    workers_option,
+)
 
 if TYPE_CHECKING:
     from rich.console import Console
 
+    from ise_es.fleet.inputs import RecordInput
+    from ise_es.fleet.record import RecordRun
+    from ise_es.fleet.spec import MachineOverrides, WorkSpec
     from ise_es.fleet.worker import Worker, WorkerOptions, WorkerReport
-    from ise_es.store.base import Lease
+    from ise_es.store.base import EventStore, Lease
 
-__all__ = ["queue_group", "record_command", "worker_command"]
+__all__ = ["record_command", "worker_command"]
 
 F = TypeVar("F", bound=Callable[..., Any])
-STATUSES = ("completed", "turn_cap", "stalled", "error", "interrupted")
 
 
 def _fleet_options() -> list[Callable[[F], F]]:
     return [
-        click.option(
-            "--workers",
-            type=click.IntRange(1, 256),
+        workers_option(
             default=1,
-            show_default=True,
+            maximum=256,
             help="Sessions recorded at once by this process, each in its own sandbox.",
         ),
         click.option(
@@ -117,23 +125,11 @@ def _worker_options(
     help="An intents JSONL file in the reference schema (needs --agent-model, --user-model).",
 )
 @apply(_fleet_options())
-@click.option(
-    "--sandbox",
-    "sandbox",
-    type=click.Choice(["local", "docker"]),
-    default="local",
-    show_default=True,
-)
+@sandbox_option("sandbox", default="local")
 @click.option(
     "--template", default=None, help="Workspace template (default: the scenario's, else empty)."
 )
-@click.option(
-    "--templates-dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=None,
-    help="Where template names are looked up first (default: ./fixtures/templates); the "
-    "shipped templates come after it.",
-)
+@templates_dir_option()
 @click.option("--max-turns", type=int, default=12, show_default=True, help="User turn cap.")
 @click.option("--max-steps", type=int, default=30, show_default=True, help="Agent steps per turn.")
 @click.option(
@@ -165,24 +161,7 @@ def _worker_options(
 @apply(role_options("agent") + role_options("user"))
 @apply(web_options())
 @reports_errors
-def record_command(
-    db_url: str,
-    scenario: Path | None,
-    intents: Path | None,
-    sandbox: str,
-    template: str | None,
-    templates_dir: Path | None,
-    max_turns: int,
-    max_steps: int,
-    system_prompt: Path | None,
-    skip_invalid: bool,
-    seed: int,
-    enqueue_only: bool,
-    force: bool,
-    intents_per_session: int,
-    append_queries: Path | None,
-    **options: Any,
-) -> None:
+def record_command(db_url: str, enqueue_only: bool, force: bool, **options: Any) -> None:
     """Record sessions: user simulator <-> agent, every tool call executed for real.
 
     Enqueues the input's intents or scenarios in the store's work queue (an item per id and
@@ -205,62 +184,91 @@ def record_command(
     """
     from rich.console import Console
 
-    from ise_es.commands.options import web_settings
-    from ise_es.fleet.inputs import RecordInput, build_specs
-    from ise_es.fleet.record import record_specs
+    from ise_es.fleet.inputs import build_specs
     from ise_es.fleet.spec import MachineOverrides
-    from ise_es.store.sql import open_store
 
     console = Console(stderr=True)
-    fleet = {k: options.pop(k) for k in list(options) if k in _FLEET_NAMES}
-    web = web_settings(options, db_url=db_url, environ=os.environ)
-    given = RecordInput(
-        scenario_path=scenario,
-        intents_path=intents,
-        backend=sandbox,
-        template=template,
-        templates_dir=str(templates_dir) if templates_dir else None,
-        max_turns=max_turns,
-        max_steps=max_steps,
-        system_prompt=system_prompt.read_text() if system_prompt else "",
-        skip_invalid=skip_invalid,
-        seed=seed,
-        roles=options,
-        web=web,
-        intents_per_session=intents_per_session,
-        append_queries=append_queries,
-    )
+    fleet = {k: options.pop(k) for k in _FLEET_NAMES}
+    given = _record_input(db_url, options)
     specs = build_specs(given, os.environ, warn=lambda p: console.print(f"[yellow]skipped[/] {p}"))
     machine = MachineOverrides(templates_dir=given.templates_dir, environ=os.environ, db_url=db_url)
-    with open_store(db_url) as store:
-        progress = _Progress(console, total=len(specs))
-        with progress.shown(), _drain_on_sigterm() as wire, _stops_on_ctrl_c(console):
-            run = record_specs(
-                store,
-                specs,
-                machine=machine,
-                options=_worker_options(**fleet),
-                force=force,
-                enqueue_only=enqueue_only,
-                on_event=progress.on_event,
-                on_start=progress.on_start,
-                on_done=progress.on_done,
-                worker_ready=wire,
-            )
-            progress.skip(run.already_done)
-        enqueued = run.enqueued
-        line = f"queued {len(enqueued.added)} new, {enqueued.unchanged} unchanged"
-        if enqueued.superseded:
-            line += f", {len(enqueued.superseded)} older versions superseded"
-        if run.retried:
-            line += f", {run.retried} failed ones queued again"
-        console.print(line)
+    with opened_store(db_url) as store:
+        run = _record(store, specs, machine, _worker_options(**fleet), force, enqueue_only, console)
+        console.print(_enqueued_line(run))
         if run.report is None:
             return
         _print_summary(run.report, console, skipped=run.already_done)
-        rows = store.queue.items(item_ids=enqueued.item_ids)
+        rows = store.queue.items(item_ids=run.enqueued.item_ids)
     if any(r.state == "failed" or (r.state == "done" and r.status == "error") for r in rows):
         sys.exit(1)
+
+
+def _record_input(db_url: str, options: dict[str, Any]) -> RecordInput:
+    """The `record` options as the fleet's input; what is left in `options` (the `--ROLE-*`
+    values) are the roles."""
+    from ise_es.commands.options import web_settings
+    from ise_es.fleet.inputs import RecordInput
+
+    web = web_settings(options, db_url=db_url, environ=os.environ)
+    templates_dir: Path | None = options.pop("templates_dir")
+    system_prompt: Path | None = options.pop("system_prompt")
+    return RecordInput(
+        scenario_path=options.pop("scenario"),
+        intents_path=options.pop("intents"),
+        backend=options.pop("sandbox"),
+        template=options.pop("template"),
+        templates_dir=str(templates_dir) if templates_dir else None,
+        max_turns=options.pop("max_turns"),
+        max_steps=options.pop("max_steps"),
+        system_prompt=system_prompt.read_text() if system_prompt else "",
+        skip_invalid=options.pop("skip_invalid"),
+        seed=options.pop("seed"),
+        intents_per_session=options.pop("intents_per_session"),
+        append_queries=options.pop("append_queries"),
+        web=web,
+        roles=options,
+    )
+
+
+def _record(
+    store: EventStore,
+    specs: list[WorkSpec],
+    machine: MachineOverrides,
+    options: WorkerOptions,
+    force: bool,
+    enqueue_only: bool,
+    console: Console,
+) -> RecordRun:
+    """Enqueue the specs and (unless `enqueue_only`) work the queue until they are done, with
+    the live line on `console`; SIGTERM drains, Ctrl-C stops."""
+    from ise_es.fleet.record import record_specs
+
+    progress = _Progress(console, total=len(specs))
+    with progress.shown(), _drain_on_sigterm() as wire, _stops_on_ctrl_c(console):
+        run = record_specs(
+            store,
+            specs,
+            machine=machine,
+            options=options,
+            force=force,
+            enqueue_only=enqueue_only,
+            on_event=progress.on_event,
+            on_start=progress.on_start,
+            on_done=progress.on_done,
+            worker_ready=wire,
+        )
+        progress.skip(run.already_done)
+    return run
+
+
+def _enqueued_line(run: RecordRun) -> str:
+    enqueued = run.enqueued
+    line = f"queued {len(enqueued.added)} new, {enqueued.unchanged} unchanged"
+    if enqueued.superseded:
+        line += f", {len(enqueued.superseded)} older versions superseded"
+    if run.retried:
+        line += f", {run.retried} failed ones queued again"
+    return line
 
 
 _FLEET_NAMES = ("workers", "lease_seconds", "max_attempts", "backoff_seconds", "drain_timeout")
@@ -295,12 +303,7 @@ def _machine_role_options(role: str) -> list[Callable[[F], F]]:
     "--max-sessions", type=click.IntRange(1), default=None, help="Exit after this many sessions."
 )
 @click.option("--worker-id", default=None, help="Name in `ise-es queue` (default: host-pid).")
-@click.option(
-    "--templates-dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=None,
-    help="Where this machine keeps templates (looked up before the shipped ones).",
-)
+@templates_dir_option("Where this machine keeps templates (looked up before the shipped ones).")
 @apply(_machine_role_options("agent") + _machine_role_options("user"))
 @reports_errors
 def worker_command(
@@ -329,7 +332,6 @@ def worker_command(
     from ise_es.fleet.record import planner_for
     from ise_es.fleet.spec import MachineOverrides
     from ise_es.fleet.worker import Worker, worker_info
-    from ise_es.store.sql import open_store
 
     console = Console(stderr=True)
     fleet = {k: options.pop(k) for k in _FLEET_NAMES}
@@ -339,7 +341,7 @@ def worker_command(
         environ=os.environ,
         db_url=db_url,
     )
-    with open_store(db_url) as store:
+    with opened_store(db_url) as store:
         info = worker_info(worker_id)
         progress = _Progress(console, total=None)
         worker = Worker(
@@ -382,108 +384,6 @@ def _shown_url(url: str) -> str:
     return sa.make_url(url).render_as_string(hide_password=True) if "://" in url else url
 
 
-# ----------------------------------------------------------------------------- queue
-
-
-@click.group("queue", invoke_without_command=True)
-@db_option
-@click.option("--json", "as_json", is_flag=True, help="The status as one JSON object.")
-@click.option(
-    "--window",
-    type=click.FloatRange(1),
-    default=10.0,
-    show_default=True,
-    help="Minutes of history behind the throughput and the ETA.",
-)
-@click.pass_context
-@reports_errors
-def queue_group(ctx: click.Context, db_url: str, as_json: bool, window: float) -> None:
-    """The work queue: counts by state, what each live worker holds, throughput and ETA.
-
-    \b
-    Example:
-        ise-es queue --db postgresql://ise:pw@10.0.0.5/corpus
-        ise-es queue --json
-        ise-es queue retry --status error --status failed
-    """
-    if ctx.invoked_subcommand is not None:
-        return
-    import msgspec
-
-    from ise_es.fleet.status import queue_status
-    from ise_es.store.sql import open_store
-
-    with open_store(db_url) as store:
-        status = queue_status(store, window_s=window * 60)
-    if as_json:
-        click.echo(msgspec.json.encode(status).decode())
-        return
-    _print_status(status)
-
-
-@queue_group.command("retry")
-@db_option
-@click.option(
-    "--status",
-    "statuses",
-    type=click.Choice([*STATUSES, "failed"]),
-    multiple=True,
-    required=True,
-    help="Re-queue items whose session ended so (`failed`: items out of attempts). Repeat.",
-)
-@reports_errors
-def queue_retry(db_url: str, statuses: tuple[str, ...]) -> None:
-    """Queue ended items again as a new attempt (their earlier sessions stay in the log).
-
-    \b
-    Example:
-        ise-es queue retry --status failed
-        ise-es queue retry --status error --status turn_cap
-    """
-    from ise_es.store.sql import open_store
-
-    with open_store(db_url) as store:
-        n = store.queue.retry(statuses=list(statuses))
-    click.echo(f"re-queued {n} item{'s' * (n != 1)}")
-
-
-def _print_status(status: Any) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    console = Console()
-    table = Table(title="work queue", show_header=True, box=None)
-    table.add_column("state")
-    table.add_column("items", justify="right")
-    for name, n in status.counts.items():
-        table.add_row(name, str(n))
-    console.print(table)
-    if status.workers:
-        workers = Table(title="live workers", show_header=True, box=None)
-        for column in ("worker", "host", "pid", "items", "since", "heartbeat age"):
-            workers.add_column(column, no_wrap=True)
-        for w in status.workers:
-            workers.add_row(
-                w.worker_id,
-                w.host,
-                str(w.pid),
-                str(w.items),
-                time.strftime("%H:%M:%S", time.localtime(w.since)),
-                f"{w.heartbeat_age_s:.1f} s",
-            )
-        console.print(workers)
-    line = f"throughput {status.per_minute:.1f} items/min over {status.window_s / 60:.0f} min"
-    if status.eta_s is not None:
-        line += f"; ETA {_duration(status.eta_s)} for {status.remaining} remaining"
-    console.print(line)
-
-
-def _duration(seconds: float) -> str:
-    minutes, s = divmod(int(seconds), 60)
-    hours, m = divmod(minutes, 60)
-    return f"{hours}h{m:02d}m" if hours else f"{m}m{s:02d}s"
-
-
 # ----------------------------------------------------------------------------- display
 
 
@@ -524,19 +424,9 @@ class _Progress:
     """The live line of a recording: items settled, sessions in flight, retries, tool calls."""
 
     def __init__(self, console: Console, *, total: int | None) -> None:
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeElapsedColumn,
-        )
+        from ise_es.commands.progress import progress_display
 
-        columns: list[Any] = [TextColumn("[bold]recording")]
-        if total is not None:
-            columns += [BarColumn(), MofNCompleteColumn()]
-        columns += [TextColumn("{task.fields[detail]}"), TimeElapsedColumn()]
-        self._progress = Progress(*columns, console=console, transient=False)
+        self._progress = progress_display("recording", console, bar=total is not None)
         self._task = self._progress.add_task("record", total=total, detail="")
         self._lock = threading.Lock()
         self._started = time.monotonic()

@@ -159,8 +159,9 @@ def _replay_one(
     from rich.console import Console
 
     from ise_es.commands.progress import progress_display
+    from ise_es.commands.replay_report import print_report
     from replay.recorded import load_session
-    from replay.report import print_report, report_json
+    from replay.report import report_json
     from replay.runner import replay_recorded
 
     session = load_session(store, session_id)

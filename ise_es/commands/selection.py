@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
+from ise_es.commands.options import SESSION_STATUSES
+
 if TYPE_CHECKING:
     from ise_es.projections.export import ExportOptions
 
@@ -38,6 +40,11 @@ SELECTION_KEYS = (
 def selection_options() -> list[Callable[[F], F]]:
     """--format, --reasoning, --samples, --status, --clean, --lexicon, --min-user-turns,
     --split, --seed, --redact-secrets, --malformed, --middle-shape, --success."""
+    return [*_selection_filters(), *_rendering_options()]
+
+
+def _selection_filters() -> list[Callable[[F], F]]:
+    """The format, and which sessions go into which split."""
     return [
         click.option(
             "--format",
@@ -65,7 +72,7 @@ def selection_options() -> list[Callable[[F], F]]:
         ),
         click.option(
             "--status",
-            type=click.Choice(["completed", "turn_cap", "stalled", "error", "interrupted", "any"]),
+            type=click.Choice([*SESSION_STATUSES, "any"]),
             default="completed",
             show_default=True,
             help="Sessions to keep by how they ended (completion gating).",
@@ -77,6 +84,12 @@ def selection_options() -> list[Callable[[F], F]]:
         click.option("--min-user-turns", type=click.IntRange(min=0), default=0, show_default=True),
         click.option("--split", "split_spec", help="Shares per split, e.g. train=0.95,val=0.05."),
         click.option("--seed", type=int, default=0, show_default=True, help="Seed of the split."),
+    ]
+
+
+def _rendering_options() -> list[Callable[[F], F]]:
+    """How what was selected is written."""
+    return [
         click.option(
             "--redact-secrets", is_flag=True, help="Replace tokens, keys and URL passwords."
         ),

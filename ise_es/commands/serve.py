@@ -4,62 +4,55 @@ from __future__ import annotations
 
 import threading
 import webbrowser
-from collections.abc import Callable
-from typing import Any
 
 import click
 
+from ise_es.commands.common import db_option, opened_projection_store, reports_errors
+
 __all__ = ["serve_command"]
 
-Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]
 
+@click.command("serve")
+@db_option
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=7575, show_default=True, type=int, help="Port to listen on.")
+@click.option("--open", "open_browser", is_flag=True, help="Open the viewer in a web browser.")
+@click.option(
+    "--allow-host",
+    "allow_hosts",
+    multiple=True,
+    metavar="NAME",
+    help="Another Host header name to accept (repeatable). Loopback names and --host are "
+    "always accepted; every other name is refused (DNS-rebinding protection).",
+)
+@click.option(
+    "--index-interval",
+    default=2.0,
+    show_default=True,
+    type=float,
+    help="Seconds between catch-ups of the session index (the list's read model); 0: none.",
+)
+@reports_errors
+def serve_command(
+    db_url: str,
+    host: str,
+    port: int,
+    open_browser: bool,
+    allow_hosts: tuple[str, ...],
+    index_interval: float,
+) -> None:
+    """Browse the corpus, sessions, replays and audits in a web browser.
 
-def serve_command(db_option: Decorator, reports_errors: Decorator) -> click.Command:
-    """Built with cli.py's `--db` option and error reporting (this module never imports cli)."""
+    Read-only on the event log: it never appends. It keeps its own read model (the session
+    index) caught up in the background, so the list pages 25k sessions at once. Binds
+    127.0.0.1 by default; listening elsewhere exposes the corpus to that network.
 
-    @click.command("serve")
-    @db_option
-    @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
-    @click.option("--port", default=7575, show_default=True, type=int, help="Port to listen on.")
-    @click.option("--open", "open_browser", is_flag=True, help="Open the viewer in a web browser.")
-    @click.option(
-        "--allow-host",
-        "allow_hosts",
-        multiple=True,
-        metavar="NAME",
-        help="Another Host header name to accept (repeatable). Loopback names and --host are "
-        "always accepted; every other name is refused (DNS-rebinding protection).",
-    )
-    @click.option(
-        "--index-interval",
-        default=2.0,
-        show_default=True,
-        type=float,
-        help="Seconds between catch-ups of the session index (the list's read model); 0: none.",
-    )
-    @reports_errors
-    def serve(
-        db_url: str,
-        host: str,
-        port: int,
-        open_browser: bool,
-        allow_hosts: tuple[str, ...],
-        index_interval: float,
-    ) -> None:
-        """Browse the corpus, sessions, replays and audits in a web browser.
-
-        Read-only on the event log: it never appends. It keeps its own read model (the session
-        index) caught up in the background, so the list pages 25k sessions at once. Binds
-        127.0.0.1 by default; listening elsewhere exposes the corpus to that network.
-
-        \b
-        Example:
-            ise-es serve --db sqlite:///corpus.db --open
-            ise-es serve --db postgresql://u:pw@127.0.0.1/corpus --port 8080
-        """
-        _serve(db_url, host, port, open_browser, allow_hosts, index_interval)
-
-    return serve
+    \b
+    Example:
+        ise-es serve --db sqlite:///corpus.db --open
+        ise-es serve --db postgresql://u:pw@127.0.0.1/corpus --port 8080
+    """
+    _serve(db_url, host, port, open_browser, allow_hosts, index_interval)
 
 
 def _serve(
@@ -72,16 +65,9 @@ def _serve(
 ) -> None:
     import uvicorn
 
-    from ise_es.store.engine import connect_engines
-    from ise_es.store.sql import open_store
     from ise_es.viewer.app import create_app, default_hosts
 
-    # Engines first: they open no connection yet. Opening a store reads the SQLite file's
-    # header with a plain open()/close(), and closing any descriptor of a file drops every
-    # POSIX lock this process holds on it, so it must not run after connections are open.
-    engines = connect_engines(db_url)
-    store = open_store(db_url)
-    try:
+    with opened_projection_store(db_url) as (store, engines):
         app = create_app(
             store,
             engines,
@@ -94,6 +80,3 @@ def _serve(
         if open_browser:
             threading.Timer(1.0, webbrowser.open, args=(url,)).start()
         uvicorn.run(app, host=host, port=port, log_level="warning")
-    finally:
-        engines.dispose()
-        store.close()

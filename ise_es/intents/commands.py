@@ -1,19 +1,15 @@
-"""What the `ise-es intents ...` commands do, behind the CLI.
+"""What the `ise-es intents ...` commands run, as plain functions: the persona pool made and
+frozen, the pool an intent run draws from, the near-duplicate index, the size of the space.
 
-cli.py parses options and calls these; they wire the library together (store, models, progress
-display) and return what the CLI prints. Errors are ise-es errors with messages that say what
-to do next.
-
-Only what every command here needs is imported at the top: numpy (dedup, embeddings), the
-generator and rich are imported by the functions that use them, so `intents space` starts in
-a fraction of the time `intents generate` takes to load.
+ise_es/commands/intents.py builds the model clients from the options, shows progress and
+prints; nothing here imports click or rich. numpy (dedup, embeddings) and the generator are
+imported by the functions that use them, so `intents space` starts fast.
 """
 
 from __future__ import annotations
 
-import os
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING
 
 from ise_es.errors import ConfigError
 from ise_es.intents.library import load_library
@@ -28,94 +24,44 @@ from ise_es.intents.personas import (
 )
 from ise_es.intents.sampler import SpaceReport, tuple_space
 from ise_es.llm.base import ChatClient
-from ise_es.llm.roles import role_config_from_options
 from ise_es.store.base import EventStore
 
 if TYPE_CHECKING:
-    from rich.console import Console
-    from rich.progress import Progress
-
     from ise_es.intents.dedup import NearIndex
-    from ise_es.intents.generate import GenerateReport
-    from ise_es.intents.render import Renderer
+    from ise_es.intents.personas import PoolBuild
 
 __all__ = [
     "make_personas",
-    "run_generate",
+    "near_index",
+    "pick_pool",
     "space_report",
 ]
-
-
-def _client(role: str, roles: Mapping[str, Any]) -> ChatClient:
-    from ise_es.llm.openai_client import OpenAIChatClient
-
-    return OpenAIChatClient(role_config_from_options(role, roles, os.environ), environ=os.environ)
-
-
-def _progress(label: str, console: Console) -> Progress:
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-    )
-
-    return Progress(
-        TextColumn(f"[bold]{label}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[detail]}"),
-        TimeElapsedColumn(),
-        console=console,
-    )
 
 
 def make_personas(
     store: EventStore,
     *,
     count: int,
-    generator: str,
     seed: int,
     batch: int,
-    roles: Mapping[str, Any],
-    console: Console,
+    client: ChatClient | None,
+    progress: Callable[[PoolBuild, int], None] | None = None,
 ) -> tuple[PersonaPool, bool, list[str]]:
-    """Generate, validate, deduplicate and freeze a pool.
+    """Generate (with the persona model's `client`, or offline with the seeded combiner when
+    it is None), validate, deduplicate and freeze a pool; `progress(build, calls)` after each
+    model call.
 
     Returns:
         (pool, newly frozen, problems worth showing)
     """
     notes: list[str] = []
-    if generator == "offline":
+    if client is None:
         build = build_pool(offline_personas(count + count // 2 + 10, seed))
         build.personas = build.personas[:count]
     else:
-        if not roles.get("persona_model"):
-            raise ConfigError(
-                "--generator llm needs --persona-model (and --persona-base-url); "
-                "use --generator offline for the seeded offline combiner"
-            )
         from ise_es.intents.llm_render import generate_personas
 
-        client = _client("persona", roles)
-        progress = _progress("personas", console)
-        task = progress.add_task("personas", total=count, detail="")
-        try:
-            with progress:
-                build, notes = generate_personas(
-                    client,
-                    count,
-                    seed=seed,
-                    batch=batch,
-                    progress=lambda b, calls: progress.update(
-                        task,
-                        completed=min(len(b.personas), count),
-                        detail=f"calls {calls}  invalid {len(b.invalid)}  dup {b.duplicates}",
-                    ),
-                )
-        finally:
-            client.close()
+        build, notes = generate_personas(client, count, seed=seed, batch=batch, progress=progress)
     if len(build.personas) < count:
         notes.append(f"only {len(build.personas)} valid distinct personas of {count} requested")
     extra = {"candidates": build.candidates, "invalid": len(build.invalid),
@@ -129,91 +75,31 @@ def pick_pool(store: EventStore, pool_id: str | None) -> PersonaPool:
     return load_pool(store, pool_id) if pool_id else latest_pool(store)
 
 
-def near_index(method: str, threshold: float | None, embed_model: str,
-               console: Console) -> NearIndex | None:  # fmt: skip
-    """The near-duplicate index: `auto` uses embeddings when the model loads, else MinHash."""
+def near_index(
+    method: str,
+    threshold: float | None,
+    embed_model: str,
+    *,
+    environ: Mapping[str, str],
+    note: Callable[[str], None] = lambda _text: None,
+) -> NearIndex | None:
+    """The near-duplicate index: `auto` uses embeddings when the model loads (from the cache
+    `environ` points to), else MinHash, and says so through `note`."""
     from ise_es.intents.dedup import EmbeddingIndex, MinHashIndex
     from ise_es.intents.embeddings import Embedder, default_cache_dir
 
     if method == "off":
         return None
     if method in ("auto", "embedding"):
-        embedder = Embedder(embed_model, cache_dir=default_cache_dir(os.environ))
+        embedder = Embedder(embed_model, cache_dir=default_cache_dir(environ))
         try:
             embedder.ensure_available()
             return EmbeddingIndex(embedder, threshold=threshold or 0.92)
         except ConfigError as e:
             if method == "embedding":
                 raise
-            console.print(f"near-duplicates: MinHash ({e})", style="dim")
+            note(f"near-duplicates: MinHash ({e})")
     return MinHashIndex(threshold=threshold or 0.8)
-
-
-def run_generate(
-    store: EventStore,
-    *,
-    count: int,
-    seed: int,
-    renderer_name: str,
-    workers: int,
-    pool_id: str | None,
-    near: str,
-    threshold: float | None,
-    embed_model: str,
-    roles: Mapping[str, Any],
-    console: Console,
-) -> GenerateReport:
-    from ise_es.intents.dedup import Deduplicator
-    from ise_es.intents.generate import generate_intents
-    from ise_es.intents.render import TemplateRenderer
-
-    pool = pick_pool(store, pool_id)
-    library = load_library()
-    renderer: Renderer
-    client: ChatClient | None = None
-    if renderer_name == "template":
-        renderer = TemplateRenderer()
-    else:
-        if not roles.get("render_model"):
-            raise ConfigError(
-                "--renderer llm needs --render-model (and --render-base-url); "
-                "use --renderer template to run offline"
-            )
-        from ise_es.intents.llm_render import LLMRenderer
-
-        client = _client("render", roles)
-        renderer = LLMRenderer(client)
-    if near == "auto" and renderer_name == "template":
-        # Template texts share most of their words by construction; sentence embeddings put
-        # them all close together, so only shingle overlap separates them meaningfully.
-        near = "minhash"
-    dedup = Deduplicator(near_index(near, threshold, embed_model, console))
-    progress = _progress("intents", console)
-    task = progress.add_task("intents", total=count, detail="")
-
-    def show(r: GenerateReport) -> None:
-        progress.update(
-            task,
-            completed=min(r.accepted, count),
-            detail=f"drawn {r.draws}  duplicates {r.duplicates}  invalid {r.invalid}",
-        )
-
-    try:
-        with progress:
-            return generate_intents(
-                store,
-                library=library,
-                pool=pool,
-                renderer=renderer,
-                dedup=dedup,
-                count=count,
-                seed=seed,
-                workers=workers,
-                progress=show,
-            )
-    finally:
-        if client is not None:
-            client.close()
 
 
 def space_report(store: EventStore | None, pool_id: str | None,

@@ -1,12 +1,12 @@
-"""Entry points of the projection commands: open the store, catch the read model up, report.
+"""What the projection commands run: catch the read models up, read them, report.
 
-The CLI calls these and prints; everything they return is data (msgspec Structs).
+ise_es/commands/project.py opens the store and prints; everything here takes the store and
+returns data (msgspec Structs).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -26,32 +26,16 @@ from ise_es.projections.readmodel import (
 )
 from ise_es.projections.stats import CorpusStats, corpus_stats
 from ise_es.store.base import EventStore
-from ise_es.store.engine import Engines, connect_engines
-from ise_es.store.sql import open_store
 
 __all__ = [
     "AllRun",
     "AuditRun",
     "StatsRun",
-    "open_projection_store",
     "run_all",
     "run_audit",
-    "run_export",
     "run_stats",
     "stats_to_json",
 ]
-
-
-@contextmanager
-def open_projection_store(url: str) -> Iterator[tuple[EventStore, Engines]]:
-    """The store and engines for the read-model tables, on the same database."""
-    store = open_store(url)
-    engines = connect_engines(url)
-    try:
-        yield store, engines
-    finally:
-        engines.dispose()
-        store.close()
 
 
 class StatsRun(msgspec.Struct, kw_only=True):
@@ -65,10 +49,13 @@ class AuditRun(msgspec.Struct, kw_only=True):
     catch_up: CatchUpResult
 
 
-def run_stats(url: str, *, status: str = "completed", rebuild: bool = False) -> StatsRun:
-    with open_projection_store(url) as (store, engines):
-        caught = catch_up(store, StatsModel(), rebuild=rebuild)
-        stats = corpus_stats(load_summaries(store), load_replays(store), status=status)
+def run_stats(store: EventStore, *, status: str = "completed", rebuild: bool = False) -> StatsRun:
+    """`project stats`: the stats read model caught up, then the corpus statistics of it."""
+    return _stats_run(store, status, catch_up(store, StatsModel(), rebuild=rebuild))
+
+
+def _stats_run(store: EventStore, status: str, caught: CatchUpResult) -> StatsRun:
+    stats = corpus_stats(load_summaries(store), load_replays(store), status=status)
     return StatsRun(stats=stats, catch_up=caught)
 
 
@@ -82,20 +69,21 @@ def stats_to_json(run: StatsRun) -> dict[str, Any]:
 
 
 def run_audit(
-    url: str,
+    store: EventStore,
     *,
     lexicon: str | Path | None = None,
     status: str = "any",
     rebuild: bool = False,
 ) -> AuditRun:
+    """`project audit`: the audit read model caught up, its findings read and summarised."""
     model = AuditModel(load_lexicon(lexicon))
-    with open_projection_store(url) as (store, engines):
-        caught = catch_up(store, model, rebuild=rebuild)
-        audits = load_audits(store, status=status)
+    return _audit_run(store, status, catch_up(store, model, rebuild=rebuild))
+
+
+def _audit_run(store: EventStore, status: str, caught: CatchUpResult) -> AuditRun:
+    audits = load_audits(store, status=status)
     return AuditRun(
-        summary=summarize(audits),
-        flagged=[a for a in audits if a.findings],
-        catch_up=caught,
+        summary=summarize(audits), flagged=[a for a in audits if a.findings], catch_up=caught
     )
 
 
@@ -114,7 +102,7 @@ PROJECTIONS = ("export", "audit", "stats")
 
 
 def run_all(
-    url: str,
+    store: EventStore,
     *,
     projections: Iterable[str] = PROJECTIONS,
     output: str | Path | None = None,
@@ -125,7 +113,11 @@ def run_all(
     stats_status: str = "completed",
     rebuild: bool = False,
 ) -> AllRun:
-    """Export, audit and stats (any of them) fed by one read of the log (onepass.py)."""
+    """Export, audit and stats (any of them) fed by one read of the log (onepass.py).
+
+    Raises:
+        ConfigError: the export is asked for without an output file or its options.
+    """
     import time
 
     from ise_es.projections.onepass import OnePass, SessionSink
@@ -136,43 +128,25 @@ def run_all(
     stats_model = StatsModel() if "stats" in wanted else None
     models = [m for m in (audit_model, stats_model) if m is not None]
     result = AllRun()
-    with open_projection_store(url) as (store, engines):
-        one = OnePass(store, models, rebuild=rebuild)
-        ran = False
+    one = OnePass(store, models, rebuild=rebuild)
+    ran = False
 
-        def shared(sink: SessionSink, types: tuple[str, ...]) -> int:
-            nonlocal ran
-            ran = True
-            return one.run(sink, export_types=types)
+    def shared(sink: SessionSink, types: tuple[str, ...]) -> int:
+        nonlocal ran
+        ran = True
+        return one.run(sink, export_types=types)
 
-        if "export" in wanted:
-            if output is None or options is None:
-                raise ConfigError("the export needs an output file (-o) and its options")
-            result.export = export_sft(
-                store, output, options, force=force, sessions=shared
-            )
-        if not ran:  # no export, or its files were up to date: the models still catch up
-            one.run()
-        caught = dict(zip([m.name for m in models], one.results(), strict=True))
-        if audit_model is not None:
-            audits = load_audits(store, status=audit_status)
-            result.audit = AuditRun(
-                summary=summarize(audits),
-                flagged=[a for a in audits if a.findings],
-                catch_up=caught[audit_model.name],
-            )
-        if stats_model is not None:
-            stats = corpus_stats(
-                load_summaries(store), load_replays(store), status=stats_status
-            )
-            result.stats = StatsRun(stats=stats, catch_up=caught[stats_model.name])
+    if "export" in wanted:
+        if output is None or options is None:
+            raise ConfigError("the export needs an output file (-o) and its options")
+        result.export = export_sft(store, output, options, force=force, sessions=shared)
+    if not ran:  # no export, or its files were up to date: the models still catch up
+        one.run()
+    caught = dict(zip([m.name for m in models], one.results(), strict=True))
+    if audit_model is not None:
+        result.audit = _audit_run(store, audit_status, caught[audit_model.name])
+    if stats_model is not None:
+        result.stats = _stats_run(store, stats_status, caught[stats_model.name])
     result.events_read = one.events_read
     result.seconds = time.perf_counter() - started
     return result
-
-
-def run_export(
-    url: str, output: str | Path, options: ExportOptions, *, force: bool = False
-) -> ExportReport:
-    with open_projection_store(url) as (store, engines):
-        return export_sft(store, output, options, force=force)

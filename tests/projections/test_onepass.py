@@ -86,7 +86,7 @@ def test_one_read_gives_what_three_separate_runs_give(
     separate, separate_checkpoints = rows(engines), checkpoints(engines)
 
     together = tmp_path / "together.jsonl"
-    run = run_all(store.url, output=together, options=ExportOptions(), rebuild=True)
+    run = run_all(store, output=together, options=ExportOptions(), rebuild=True)
     assert rows(engines) == separate
     # Both models are at the last event read (audit alone stops at the last session event:
     # the replay events after it are not its types, and it has nothing to do for them).
@@ -126,7 +126,7 @@ def test_up_to_date_export_still_catches_the_models_up(
     corpus(store)
     out = tmp_path / "sft.jsonl"
     export_sft(store, out, ExportOptions())
-    run = run_all(store.url, output=out, options=ExportOptions())
+    run = run_all(store, output=out, options=ExportOptions())
     assert run.export is not None and run.export.up_to_date
     assert run.stats is not None and run.stats.catch_up.sessions == 3
     assert run.audit is not None and run.audit.catch_up.sessions == 3
@@ -147,7 +147,7 @@ def test_without_export_and_with_a_bounded_buffer(store: SqlEventStore, engines:
     one.run(lambda view: seen.append(view.session_id))
     assert rows(engines) == expected
     assert sorted(seen) == ["x", "y"]  # both reached the export whole, once
-    run = run_all(store.url, projections=["audit", "stats"])
+    run = run_all(store, projections=["audit", "stats"])
     assert run.export is None and run.events_read == 0
 
 
