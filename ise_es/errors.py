@@ -22,8 +22,7 @@ these into user-facing messages and exit codes.
     │   ├── SandboxUnavailable    the backend cannot start (missing tool, daemon down)
     │   └── TemplateError         unknown template or digest mismatch
     ├── ToolError                 a tool call that failed before running (bad arguments...)
-    ├── LLMError                  a model endpoint failed after retries
-    └── ReplayError               a replay that cannot run
+    └── LLMError                  a model endpoint failed after retries
 """
 
 from __future__ import annotations
@@ -126,7 +125,3 @@ class LLMError(IseEsError):
         self.status = status
         self.retries: list[dict[str, object]] = list(retries or [])
         self.call = call
-
-
-class ReplayError(IseEsError):
-    """A replay cannot run."""

@@ -102,7 +102,7 @@ def replay_command(
         ise-es replay --all --status completed --workers 2
         ise-es replay 3f2a9c1e0b7d4e21 --sandbox docker
     """
-    from ise_es.errors import ConfigError, ReplayError
+    from ise_es.errors import ConfigError
 
     if all_sessions == (session_id is not None):
         raise ConfigError("give exactly one of SESSION_ID or --all")
@@ -112,16 +112,10 @@ def replay_command(
         backend, templates_dir, allow_template_change, normalize, no_normalize, stop_at_first
     )
     with opened_store(db_url) as store:
-        try:
-            if all_sessions:
-                code = _replay_corpus(
-                    store, options, status=status, workers=workers, as_json=as_json
-                )
-            else:
-                code = _replay_one(store, session_id or "", options, as_json=as_json)
-        except ReplayError as e:  # could not run: 2, where other failures are 1
-            click.echo(f"Error: {e}", err=True)
-            code = 2
+        if all_sessions:
+            code = _replay_corpus(store, options, status=status, workers=workers, as_json=as_json)
+        else:
+            code = _replay_one(store, session_id or "", options, as_json=as_json)
     sys.exit(code)
 
 
