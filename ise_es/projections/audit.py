@@ -170,9 +170,42 @@ def _secret_findings(view: SessionView) -> Iterator[Finding]:
             )
 
 
+_SPLIT_AT = re.compile(r"[.!?\n]")
+
+
+def sentences(block: str) -> list[str]:
+    """`_SENTENCE_SPLIT.split(block)`, found from the punctuation and newlines alone: the
+    pattern's look-behind made the regex engine try every character (75 ns each), the most of
+    an audit after secrets. A run of whitespace after . ! or ? ends a sentence (the mark stays
+    with it), so does a run of newlines; tests/projections/test_audit.py checks the two agree."""
+    out: list[str] = []
+    start = 0
+    n = len(block)
+    search = _SPLIT_AT.search
+    m = search(block)
+    while m is not None:
+        at = m.start()
+        end = at + 1
+        if block[at] == "\n":
+            while end < n and block[end] == "\n":
+                end += 1
+            out.append(block[start:at])
+            start = end
+        elif end < n and block[end].isspace():
+            while end < n and block[end].isspace():
+                end += 1
+            out.append(block[start : at + 1])
+            start = end
+        m = search(block, end)
+    out.append(block[start:])
+    return out
+
+
 def _leaked_sentence(text: str, reasoning: list[str]) -> str | None:
+    if len(text) < LEAK_MIN_SENTENCE:  # no sentence long enough fits in it
+        return None
     for block in reasoning:
-        for sentence in _SENTENCE_SPLIT.split(block):
+        for sentence in sentences(block):
             sentence = sentence.strip()
             if len(sentence) >= LEAK_MIN_SENTENCE and sentence in text:
                 return sentence
@@ -202,7 +235,7 @@ def audit_session(view: SessionView, lexicon: list[str]) -> SessionAudit:
             if not entry.text.strip():
                 findings.append(Finding(rule="empty_user_turn", turn=entry.turn))
             marker = _LEAK_MARKERS.search(entry.text)
-            leaked = _leaked_sentence(entry.text, recent_reasoning)
+            leaked = None if marker else _leaked_sentence(entry.text, recent_reasoning)
             if marker is not None:
                 detail = f"markup {marker.group(0)!r}"
             elif leaked is not None:

@@ -44,9 +44,14 @@ class Msg:
     call_id: str = ""
     name: str = ""
     """The tool's name (tool messages)."""
-    success: bool = True
     finished: ToolCallFinished | None = None
     model_call: ModelCall | None = None
+
+    @property
+    def success(self) -> bool:
+        """Whether a tool message's call succeeded (`call_failed`), worked out when read: the
+        openai format never reads it (True for user and assistant messages)."""
+        return self.finished is None or not call_failed(self.finished)
 
 
 def _identity(text: str) -> str:
@@ -70,10 +75,14 @@ def conversation(view: SessionView, *, redact: bool = False) -> list[Msg]:
             out.append(Msg("user", clean(entry.text), turn))
         elif isinstance(entry, AgentStep):
             message = entry.message
-            calls = [
-                ToolCall(id=c.id, name=c.name, arguments=clean(c.arguments))
-                for c in message.tool_calls
-            ]
+            calls = (
+                [
+                    ToolCall(id=c.id, name=c.name, arguments=clean(c.arguments))
+                    for c in message.tool_calls
+                ]
+                if redact
+                else list(message.tool_calls)  # the same values: no copy of each call
+            )
             for c in calls:
                 names[c.id] = c.name
             reasoning = clean(message.reasoning) if message.reasoning else None
@@ -95,7 +104,6 @@ def conversation(view: SessionView, *, redact: bool = False) -> list[Msg]:
                     turn,
                     call_id=entry.call_id,
                     name=entry.tool or names.get(entry.call_id, ""),
-                    success=not call_failed(entry),
                     finished=entry,
                 )
             )

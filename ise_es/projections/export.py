@@ -452,6 +452,57 @@ def _export_to_stdout(
     )
 
 
+def _unchanged(store: EventStore, out: Path, digest: str) -> ExportReport | None:
+    """The report of the files as they are, when the last export wrote them with the same
+    options, nobody touched them and no session has ended since; None otherwise."""
+    manifest = _load_manifest(store, out)
+    if (
+        manifest is None
+        or manifest.options_digest != digest
+        or not _files_unchanged(manifest)
+        or store.read_all(manifest.position, 1, types=("session_ended",))
+    ):
+        return None
+    files = [
+        OutputFile(path=f["path"], samples=f["samples"], bytes=f["size"], split=f["split"])
+        for f in manifest.files
+    ]
+    return ExportReport(files=files, samples=sum(f.samples for f in files), up_to_date=True)
+
+
+def _write_files(
+    store: EventStore,
+    options: ExportOptions,
+    targets: dict[str | None, Path],
+    max_buffered: int,
+    progress: Callable[[int], None] | None,
+    sessions: SessionSource | None,
+) -> tuple[_Exporter, Counter[str | None], int]:
+    """Spool every kept session, then copy each split's lines into its file in session-id
+    order; the files are renamed into place only once all of them are complete (a failure
+    leaves every old file in place). Returns the exporter, samples per file and the position
+    read."""
+    names = list(targets)
+    counts: Counter[str | None] = Counter()
+    pending: dict[str | None, PendingOutput] = {}
+    try:
+        for name in names:
+            pending[name] = PendingOutput(targets[name])
+        spool_dir = pending[names[0]].target.parent
+        prefix = f".{targets[names[0]].name}.spool."
+        with tempfile.TemporaryFile(dir=spool_dir, prefix=prefix) as spool:
+            exporter = _Exporter(options, spool)
+            position = _gather(store, exporter, max_buffered, progress, sessions)
+            for name in names:
+                counts[name] = _copy_sorted(exporter, spool, name, pending[name].file)
+        for name in names:
+            pending.pop(name).commit()
+    finally:
+        for left in pending.values():
+            left.discard()
+    return exporter, counts, position
+
+
 def export_sft(
     store: EventStore,
     output: str | Path,
@@ -480,58 +531,24 @@ def export_sft(
     if is_stdout(output):
         return _export_to_stdout(store, options, max_buffered, progress, started, sessions)
     out = Path(output).absolute()
-    names: list[str | None] = list(options.split) if options.split else [None]
     targets: dict[str | None, Path] = {None: out}
     if options.split:
         targets = {name: path for name, path in split_paths(out, list(options.split)).items()}
     for target in targets.values():
         check_output_path(target)  # before the log is read: a bad path fails at once
     digest = _options_digest(options, out)
-    manifest = _load_manifest(store, out)
-    if (
-        not force
-        and manifest is not None
-        and manifest.options_digest == digest
-        and _files_unchanged(manifest)
-        and not store.read_all(manifest.position, 1, types=("session_ended",))
-    ):
-        files = [
-            OutputFile(path=f["path"], samples=f["samples"], bytes=f["size"], split=f["split"])
-            for f in manifest.files
-        ]
-        return ExportReport(
-            files=files,
-            samples=sum(f.samples for f in files),
-            up_to_date=True,
-            seconds=time.perf_counter() - started,
-        )
-    counts: Counter[str | None] = Counter()
-    pending: dict[str | None, PendingOutput] = {}
+    if not force and (unchanged := _unchanged(store, out, digest)) is not None:
+        unchanged.seconds = time.perf_counter() - started
+        return unchanged
     try:
-        for name in names:
-            pending[name] = PendingOutput(targets[name])
-        spool_dir = pending[names[0]].target.parent
-        with tempfile.TemporaryFile(dir=spool_dir, prefix=f".{out.name}.spool.") as spool:
-            exporter = _Exporter(options, spool)
-            position = _gather(store, exporter, max_buffered, progress, sessions)
-            for name in names:
-                counts[name] = _copy_sorted(exporter, spool, name, pending[name].file)
-        # Renamed only once every file is complete: a failure leaves all old files in place.
-        for name in names:
-            pending.pop(name).commit()
+        exporter, counts, position = _write_files(
+            store, options, targets, max_buffered, progress, sessions
+        )
     except OSError as e:  # the spool or a file could not be written (a full disk...)
         raise OutputError(f"cannot write {output}: {e.strerror or e}") from e
-    finally:
-        for left in pending.values():
-            left.discard()
     files = [
-        OutputFile(
-            path=str(targets[name]),
-            samples=counts[name],
-            bytes=targets[name].stat().st_size,
-            split=name,
-        )
-        for name in names
+        OutputFile(path=str(path), samples=counts[name], bytes=path.stat().st_size, split=name)
+        for name, path in targets.items()
     ]
     _save_manifest(store, out, digest, position, files)
     return ExportReport(

@@ -33,6 +33,7 @@ from __future__ import annotations
 import gc
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Protocol
@@ -197,10 +198,7 @@ class OnePass:
         types = self.types(export_types if export is not None else None)
         last = 0 if export is not None or not self.consumers else self._lowest()
         with _gc_paused():
-            while True:
-                page = self.store.read_payloads(last, PAGE, types=types)
-                if not page:
-                    break
+            for page in self._pages(last, types):
                 last = page[-1][0]
                 self.events_read += len(page)
                 buffered = self._feed(page, types, export)
@@ -208,14 +206,29 @@ class OnePass:
                     self.progress(self.events_read)
                 if len(self._ready) >= FLUSH_SESSIONS or buffered > self.max_buffered:
                     self._flush(last)
-                if len(page) < PAGE:
-                    break
             self._flush(last)
         gc.collect()
         elapsed = time.perf_counter() - started
         for c in self.consumers:
             c.seconds = elapsed
         return last
+
+    def _pages(self, after: int, types: tuple[str, ...]) -> Iterator[list[Payload]]:
+        """The log's pages after `after`, each read (on a thread of its own) while the one
+        before it is folded: the database's share of a read runs without the GIL (sqlite3
+        steps, psycopg waits), so on a second core it overlaps the folding."""
+        with ThreadPoolExecutor(1, thread_name_prefix="ise-es-read") as reader:
+            pending = reader.submit(self.store.read_payloads, after, PAGE, types=types)
+            while True:
+                page = pending.result()
+                if len(page) == PAGE:
+                    pending = reader.submit(
+                        self.store.read_payloads, page[-1][0], PAGE, types=types
+                    )
+                if page:
+                    yield page
+                if len(page) < PAGE:
+                    return
 
     def _lowest(self) -> int:
         return min(c.position for c in self.consumers)

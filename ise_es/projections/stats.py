@@ -178,6 +178,20 @@ def _count(value: Any) -> int:
     return len(value) if isinstance(value, list | tuple | dict) else 0
 
 
+def _usage(view: SessionView) -> Counter[str]:
+    """Tokens by role and kind over the session's model calls."""
+    usage = Counter[str]()
+    for call in view.model_calls:
+        if call.role == "agent":
+            usage["agent_prompt"] += call.usage.prompt_tokens
+            usage["agent_completion"] += call.usage.completion_tokens
+            usage["agent_reasoning"] += call.usage.reasoning_tokens or 0
+        elif call.role == "user":
+            usage["user_prompt"] += call.usage.prompt_tokens
+            usage["user_completion"] += call.usage.completion_tokens
+    return usage
+
+
 def summarize_session(view: SessionView) -> SessionSummary:
     record = view.started.intent_record if view.started else {}
     sequence: list[str] = []
@@ -207,15 +221,7 @@ def summarize_session(view: SessionView) -> SessionSummary:
                 waiting[key] += 1
             elif waiting[key]:
                 recovered += waiting.pop(key)
-    usage = Counter[str]()
-    for call in view.model_calls:
-        if call.role == "agent":
-            usage["agent_prompt"] += call.usage.prompt_tokens
-            usage["agent_completion"] += call.usage.completion_tokens
-            usage["agent_reasoning"] += call.usage.reasoning_tokens or 0
-        elif call.role == "user":
-            usage["user_prompt"] += call.usage.prompt_tokens
-            usage["user_completion"] += call.usage.completion_tokens
+    usage = _usage(view)
     tools = record.get("tools") or record.get("tools_used") or sorted(set(sequence))
     complexity = record.get("complexity")
     return SessionSummary(
@@ -373,6 +379,77 @@ class CorpusStats(msgspec.Struct, kw_only=True):
         return out
 
 
+class _Tally:
+    """Running sums over the summaries a report keeps (Table 3 and the tool analyses)."""
+
+    def __init__(self) -> None:
+        self.intents: set[str] = set()
+        self.user_turns: list[int] = []
+        self.dialogue: list[int] = []
+        self.calls: list[int] = []
+        self.unique: list[int] = []
+        self.think: list[int] = []
+        self.domains: list[int] = []
+        self.tasks: list[int] = []
+        self.tools: list[int] = []
+        self.complexity: Counter[str] = Counter()
+        self.shares: Counter[str] = Counter()
+        self.trigrams: Counter[tuple[str, str, str]] = Counter()
+        self.pairs: Counter[tuple[str, str]] = Counter()
+        self.exit_codes: Counter[str] = Counter()
+        self.tokens: Counter[str] = Counter()
+        self.failed = self.recovered = 0
+        self.multi: Counter[str] = Counter()
+        self.per_intent_turns: list[int] = []
+
+    def add(self, s: SessionSummary) -> None:
+        if s.intent_turns:
+            self.intents.update(s.intent_turns)
+            self.multi[str(len(s.intent_turns))] += 1
+            self.per_intent_turns.extend(s.intent_turns.values())
+        else:
+            self.intents.add(s.intent_id)
+        self.user_turns.append(s.user_turns)
+        self.dialogue.append(s.dialogue_turns)
+        self.calls.append(s.tool_calls)
+        used = sorted(set(s.tool_sequence))
+        self.unique.append(len(used))
+        self.think.append(s.think_messages)
+        self.domains.append(s.domains)
+        self.tasks.append(s.tasks)
+        self.tools.append(s.intent_tools)
+        if s.complexity:
+            self.complexity[s.complexity] += 1
+        self.shares.update(s.tool_sequence)
+        seq = s.tool_sequence
+        self.trigrams.update(zip(seq, seq[1:], seq[2:], strict=False))
+        for i, a in enumerate(used):
+            for b in used[i:]:
+                self.pairs[(a, b)] += 1
+        self.exit_codes.update(s.exit_codes)
+        self.failed += s.failed_calls
+        self.recovered += s.recovered_calls
+        self.tokens["agent_prompt"] += s.agent_prompt_tokens
+        self.tokens["agent_completion"] += s.agent_completion_tokens
+        self.tokens["agent_reasoning"] += s.agent_reasoning_tokens
+        self.tokens["user_prompt"] += s.user_prompt_tokens
+        self.tokens["user_completion"] += s.user_completion_tokens
+
+    def cooccurrence(self) -> tuple[list[str], list[list[int]]]:
+        """Tools by share (most used first) and [i][j]: trajectories using both i and j."""
+        shares = self.shares
+        names = sorted(shares, key=lambda t: (-shares[t], t))
+        index = {name: i for i, name in enumerate(names)}
+        matrix = [[0] * len(names) for _ in names]
+        for (a, b), count in self.pairs.items():
+            matrix[index[a]][index[b]] = matrix[index[b]][index[a]] = count
+        return names, matrix
+
+
+def _avg(values: list[int]) -> float:
+    return round(statistics.fmean(values), 2) if values else 0.0
+
+
 def corpus_stats(
     summaries: Iterable[SessionSummary],
     replays: Iterable[ReplaySummary] = (),
@@ -381,73 +458,23 @@ def corpus_stats(
 ) -> CorpusStats:
     """Aggregate per-session summaries (any order) into the corpus report."""
     by_status: Counter[str] = Counter()
-    intents: set[str] = set()
-    user_turns: list[int] = []
-    dialogue: list[int] = []
-    calls: list[int] = []
-    unique: list[int] = []
-    think: list[int] = []
-    domains: list[int] = []
-    tasks: list[int] = []
-    tools: list[int] = []
-    complexity: Counter[str] = Counter()
-    shares: Counter[str] = Counter()
-    trigrams: Counter[tuple[str, str, str]] = Counter()
-    pairs: Counter[tuple[str, str]] = Counter()
-    exit_codes: Counter[str] = Counter()
-    tokens: Counter[str] = Counter()
-    failed = recovered = 0
-    multi: Counter[str] = Counter()
-    per_intent_turns: list[int] = []
+    t = _Tally()
     for s in summaries:
         by_status[s.status or "open"] += 1
-        if status != "any" and s.status != status:
-            continue
-        if s.intent_turns:
-            intents.update(s.intent_turns)
-            multi[str(len(s.intent_turns))] += 1
-            per_intent_turns.extend(s.intent_turns.values())
-        else:
-            intents.add(s.intent_id)
-        user_turns.append(s.user_turns)
-        dialogue.append(s.dialogue_turns)
-        calls.append(s.tool_calls)
-        used = sorted(set(s.tool_sequence))
-        unique.append(len(used))
-        think.append(s.think_messages)
-        domains.append(s.domains)
-        tasks.append(s.tasks)
-        tools.append(s.intent_tools)
-        if s.complexity:
-            complexity[s.complexity] += 1
-        shares.update(s.tool_sequence)
-        seq = s.tool_sequence
-        trigrams.update(zip(seq, seq[1:], seq[2:], strict=False))
-        for i, a in enumerate(used):
-            for b in used[i:]:
-                pairs[(a, b)] += 1
-        exit_codes.update(s.exit_codes)
-        failed += s.failed_calls
-        recovered += s.recovered_calls
-        tokens["agent_prompt"] += s.agent_prompt_tokens
-        tokens["agent_completion"] += s.agent_completion_tokens
-        tokens["agent_reasoning"] += s.agent_reasoning_tokens
-        tokens["user_prompt"] += s.user_prompt_tokens
-        tokens["user_completion"] += s.user_completion_tokens
-    n = len(user_turns)
-    total_calls = sum(shares.values())
-    names = sorted(shares, key=lambda t: (-shares[t], t))
-    index = {name: i for i, name in enumerate(names)}
-    matrix = [[0] * len(names) for _ in names]
-    for (a, b), count in pairs.items():
-        matrix[index[a]][index[b]] = matrix[index[b]][index[a]] = count
+        if status == "any" or s.status == status:
+            t.add(s)
+    return _report(t, by_status, list(replays), status)
+
+
+def _report(
+    t: _Tally, by_status: Counter[str], replay_list: list[ReplaySummary], status: str
+) -> CorpusStats:
+    n = len(t.user_turns)
+    total_calls = sum(t.shares.values())
+    names, matrix = t.cooccurrence()
     ended = sum(v for k, v in by_status.items() if k != "open")
-    replay_list = list(replays)
     replay_statuses = Counter(r.status for r in replay_list)
-
-    def avg(values: list[int]) -> float:
-        return round(statistics.fmean(values), 2) if values else 0.0
-
+    complexity = t.complexity
     return CorpusStats(
         status_filter=status,
         sessions=sum(by_status.values()),
@@ -456,42 +483,42 @@ def corpus_stats(
         complete_trajectories=by_status.get("completed", 0),
         completion_rate=by_status.get("completed", 0) / ended if ended else 0.0,
         trajectories=n,
-        unique_intents=len(intents),
-        user_turns=_dist(user_turns),
-        share_6_to_10_user_turns=sum(1 for u in user_turns if 6 <= u <= 10) / n if n else 0.0,
-        dialogue_turns=_dist(dialogue),
-        tool_calls=_dist(calls),
-        unique_tools=_dist(unique),
-        think_tags=_dist(think),
-        domains_avg=avg(domains),
-        tasks_avg=avg(tasks),
-        tools_avg=avg(tools),
+        unique_intents=len(t.intents),
+        user_turns=_dist(t.user_turns),
+        share_6_to_10_user_turns=sum(1 for u in t.user_turns if 6 <= u <= 10) / n if n else 0.0,
+        dialogue_turns=_dist(t.dialogue),
+        tool_calls=_dist(t.calls),
+        unique_tools=_dist(t.unique),
+        think_tags=_dist(t.think),
+        domains_avg=_avg(t.domains),
+        tasks_avg=_avg(t.tasks),
+        tools_avg=_avg(t.tools),
         complexity_mix={
             k: complexity[k] / n for k in sorted(complexity, key=lambda c: (-complexity[c], c))
         },
         total_tool_calls=total_calls,
-        tool_shares={t: shares[t] / total_calls for t in names},
+        tool_shares={name: t.shares[name] / total_calls for name in names},
         top_trigrams=[
-            (list(t), c)
-            for t, c in sorted(trigrams.items(), key=lambda kv: (-kv[1], kv[0]))[:TOP_TRIGRAMS]
+            (list(tri), c)
+            for tri, c in sorted(t.trigrams.items(), key=lambda kv: (-kv[1], kv[0]))[:TOP_TRIGRAMS]
         ],
         cooccurrence_tools=names,
         cooccurrence=matrix,
-        exit_codes=dict(sorted(exit_codes.items(), key=lambda kv: (-kv[1], kv[0]))),
-        failed_calls=failed,
-        recovered_calls=recovered,
-        recovery_rate=recovered / failed if failed else 0.0,
-        tokens=dict(tokens),
-        tokens_per_trajectory={k: v / n for k, v in tokens.items()} if n else {},
+        exit_codes=dict(sorted(t.exit_codes.items(), key=lambda kv: (-kv[1], kv[0]))),
+        failed_calls=t.failed,
+        recovered_calls=t.recovered,
+        recovery_rate=t.recovered / t.failed if t.failed else 0.0,
+        tokens=dict(t.tokens),
+        tokens_per_trajectory={k: v / n for k, v in t.tokens.items()} if n else {},
         replays=len(replay_list),
         replay_statuses=dict(sorted(replay_statuses.items())),
         determinism_rate=(
             statistics.fmean(r.determinism for r in replay_list) if replay_list else None
         ),
-        user_turn_values=user_turns,
-        dialogue_turn_values=dialogue,
-        tool_call_values=calls,
-        multi_intent_sessions=sum(multi.values()),
-        intents_per_session=dict(sorted(multi.items(), key=lambda kv: int(kv[0]))),
-        user_turns_per_intent=avg(per_intent_turns),
+        user_turn_values=t.user_turns,
+        dialogue_turn_values=t.dialogue,
+        tool_call_values=t.calls,
+        multi_intent_sessions=sum(t.multi.values()),
+        intents_per_session=dict(sorted(t.multi.items(), key=lambda kv: int(kv[0]))),
+        user_turns_per_intent=_avg(t.per_intent_turns),
     )

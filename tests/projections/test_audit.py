@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import random
 from pathlib import Path
 
 import pytest
 
 from ise_es.errors import InvalidInput
 from ise_es.events import ToolCallFinished
-from ise_es.projections.audit import audit_session, load_lexicon, summarize
+from ise_es.projections.audit import (
+    _SENTENCE_SPLIT,
+    audit_session,
+    load_lexicon,
+    sentences,
+    summarize,
+)
 from ise_es.projections.secrets import find_secrets, redact
 from ise_es.projections.session import fold_session
 from tests.projections.builders import SessionBuilder, simple_session
@@ -203,3 +210,16 @@ def test_summary_in_the_papers_terms() -> None:
     assert "role drift: 14.29% of user turns flagged (1 turns in 1 trajectories)" in lines
     assert "75.00% free of role drift and stagnation" in lines
     assert "100.00% of 6 tool calls well-formed" in lines
+
+
+def test_sentences_split_exactly_as_the_sentence_pattern() -> None:
+    """`sentences` finds splits from the punctuation and newlines alone; it must cut exactly
+    where `_SENTENCE_SPLIT` (a whitespace run after . ! ?, or a newline run) does."""
+    rng = random.Random(7)
+    alphabet = ".!? \n\t\r\x0b\x0c\x1c\x85\xa0\u2028ab"
+    texts = ["", "One. Two!  Three?\n\nFour", "a.b. c", "x\n.\n", "end.", ".\n \n."]
+    texts += [
+        "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 14))) for _ in range(20000)
+    ]
+    for text in texts:
+        assert sentences(text) == _SENTENCE_SPLIT.split(text), repr(text)

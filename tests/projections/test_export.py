@@ -14,11 +14,13 @@ from ise_es.errors import ConfigError, OutputError
 from ise_es.projections.export import (
     ExportOptions,
     export_sft,
+    export_types,
     parse_split,
     split_of,
     split_paths,
 )
-from ise_es.projections.formats import resolve_options
+from ise_es.projections.formats import render, resolve_options
+from ise_es.projections.session import fold_session
 from ise_es.store.engine import Engines, connect_engines
 from ise_es.store.sql import SqlEventStore
 from tests.projections.builders import SessionBuilder, append_visible, simple_session
@@ -218,3 +220,26 @@ def test_interleaved_sessions_and_a_tiny_buffer_give_the_same_file(
     export_sft(store, tiny, ExportOptions(), max_buffered=2)
     assert tiny.read_bytes() == roomy.read_bytes()
     assert len(lines(tiny)) == 2
+
+
+@pytest.mark.parametrize(
+    ("fmt", "samples"),
+    [
+        ("openai", "trajectory"),
+        ("openai", "per-turn"),
+        ("sharegpt", "per-turn"),
+        ("middle", "trajectory"),
+    ],
+)
+def test_each_format_renders_the_same_from_its_export_types(fmt: str, samples: str) -> None:
+    """An export folds sessions from `export_types` alone (no model calls or diffs for the chat
+    formats): a format that starts reading more must show up here, not as changed files."""
+    options = ExportOptions(render=resolve_options(fmt, samples=samples, redact=True))
+    wanted = set(export_types(options))
+    for session in (simple_session("a", turns=3), simple_session("b", status="stalled")):
+        everything = session.stored()
+        assert {e.type for e in everything} - wanted  # something is left out
+        reduced = [e for e in everything if e.type in wanted]
+        assert render(fold_session(reduced), options.render) == render(
+            fold_session(everything), options.render
+        )
