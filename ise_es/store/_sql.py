@@ -57,8 +57,14 @@ class DialectSql:
         self.append: dict[tuple[bool, bool], str] = {}
         self.append_fenced: dict[tuple[bool, bool], str] = {}
         self.fence_held = f"SELECT 1 FROM work_items WHERE item_id = {p} AND lease_token = {p}"
+        # Idempotency per stream (store/appends.py): the events a retry expected to write.
+        self.select_versions = (
+            f"SELECT version, event_id, type, payload FROM events WHERE stream_id = {p} "
+            f"AND version > {p} AND version <= {p} ORDER BY version"
+        )
 
-    def select_ids(self, n: int) -> str:
+    def select_ids_in_stream(self, n: int) -> str:
+        """Those of `n` event ids stored in a stream (stream id, then `ids_param`)."""
         raise NotImplementedError
 
     def ids_param(self, ids: list[str]) -> tuple[Any, ...]:
@@ -86,9 +92,12 @@ class _Sqlite(DialectSql):
             "ON CONFLICT (digest) DO NOTHING"
         )
 
-    def select_ids(self, n: int) -> str:
+    def select_ids_in_stream(self, n: int) -> str:
         marks = ", ".join("?" * n)
-        return f"SELECT event_id, stream_id, type, payload FROM events WHERE event_id IN ({marks})"
+        return (
+            "SELECT version, event_id, type, payload FROM events WHERE stream_id = ? "
+            f"AND event_id IN ({marks})"
+        )
 
     def ids_param(self, ids: list[str]) -> tuple[Any, ...]:
         return tuple(ids)
@@ -195,9 +204,10 @@ class _Postgres(DialectSql):
             for with_types in (True, False)
         }
 
-    def select_ids(self, n: int) -> str:
+    def select_ids_in_stream(self, n: int) -> str:
         return (
-            "SELECT event_id, stream_id, type, payload FROM events WHERE event_id = ANY(%s::text[])"
+            "SELECT version, event_id, type, payload FROM events WHERE stream_id = %s "
+            "AND event_id = ANY(%s::text[])"
         )
 
     def ids_param(self, ids: list[str]) -> tuple[Any, ...]:

@@ -38,24 +38,26 @@ def new_event_id() -> str:
     RFC's "fixed bit-length dedicated counter"), then 62 bits of a per-process random salt
     plus the full counter.
 
-    Time-ordered rather than random (uuid4) because the store keeps a unique index on event
-    ids: random ids scatter one append's events over as many index pages, and SQLite writes
-    every page an append dirtied to the WAL before its fsync. With the counter, ids made in one
-    process ascend within a millisecond too, so they land at the end of the index. Within a
-    process the salted counter never repeats; across processes two ids collide only if their
-    random salts differ by less than the number of ids made (and the milliseconds match).
-    Salt plus counter instead of fresh random bits per id: an os.urandom call per id costs as
-    much as the rest of the id together.
+    Time-ordered rather than random (uuid4) so that ids sort roughly by creation, in logs and
+    in any index a deployment adds (the store itself keeps none since migration 0005: random
+    ids would scatter one append's events over as many index pages). With the counter, ids
+    made in one process ascend within a millisecond too. Within a process the salted counter
+    never repeats; across processes two ids collide only if their random salts differ by less
+    than the number of ids made (and the milliseconds match). Salt plus counter instead of
+    fresh random bits per id: an os.urandom call per id costs as much as the rest of the id
+    together; %-formatting costs half of the equivalent f-string with format specs.
     """
     n = next(_id_sequence)
-    return (
-        f"{time.time_ns() // 1_000_000:012x}7{n & 0xFFF:03x}"
-        f"{(_id_salt + n) & 0x3FFF_FFFF_FFFF_FFFF | 0x8000_0000_0000_0000:016x}"
+    return "%012x7%03x%016x" % (  # noqa: UP031 - twice as fast (see above)
+        time.time_ns() // 1_000_000,
+        n & 0xFFF,
+        (_id_salt + n) & 0x3FFF_FFFF_FFFF_FFFF | 0x8000_0000_0000_0000,
     )
 
 
 class NewEvent(msgspec.Struct, frozen=True):
-    """An event to append. Pass a stable `event_id` to make a retried append a no-op."""
+    """An event to append. Pass a stable `event_id` to make a retried append (same stream, same
+    expected version) a no-op."""
 
     data: Event
     event_id: str = msgspec.field(default_factory=new_event_id)
@@ -140,7 +142,8 @@ class EventStore(Protocol):
 
         Raises:
             ConcurrencyError: the stream is not at `expected_version`; nothing was written.
-            DuplicateEventId: an event id is already stored with other content.
+            DuplicateEventId: a retry (the same expected version) finds one of its event ids
+                stored at its version with other content, or only some of them stored.
             InvalidEvent: an event does not match its type; nothing was written.
             LeaseLost: `fence` is no longer the item's lease; nothing was written.
             StoreUnavailable: the database cannot be reached.

@@ -57,6 +57,9 @@ streams = sa.Table(
     sa.Column("created_at", sa.Float, nullable=False),
     sa.Column("updated_at", sa.Float, nullable=False),
     sa.Index("ix_streams_type", "stream_type", "stream_id"),
+    # The head row lives in the primary key's b-tree (migration 0005): moving a head is one
+    # b-tree search and one page.
+    sqlite_with_rowid=False,
 )
 
 events = sa.Table(
@@ -76,8 +79,9 @@ events = sa.Table(
     # migration gives it the default pg_current_xact_id() and the index (txid, position), which
     # exist only there (POSTGRES_ONLY names them for the drift check).
     sa.Column("txid", sa.BigInteger().with_variant(XID8(), "postgresql"), nullable=True),
+    # Event ids are not unique store-wide (migration 0005): idempotency is checked per stream,
+    # from the expected version (store/appends.py).
     sa.UniqueConstraint("stream_id", "version", name="uq_events_stream_version"),
-    sa.UniqueConstraint("event_id", name="uq_events_event_id"),
 )
 
 POSTGRES_ONLY = frozenset({"ix_events_txid_position"})

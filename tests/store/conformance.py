@@ -143,11 +143,65 @@ class StoreConformance:
         assert (again.appended, again.version) == (0, 2)
         assert len(store.read_stream("session-a")) == 2
 
-    def test_same_event_id_other_content_is_an_error(self, store: EventStore) -> None:
+    def test_a_retry_with_other_content_is_an_error(self, store: EventStore) -> None:
         store.append("session-a", [NewEvent(UserTurn(turn=1, text="a"), event_id="e1")], 0)
         with pytest.raises(DuplicateEventId, match="e1"):
-            store.append("session-b", [NewEvent(UserTurn(turn=1, text="other"), event_id="e1")], 0)
-        assert store.read_stream("session-b") == []
+            store.append("session-a", [NewEvent(UserTurn(turn=1, text="other"), event_id="e1")], 0)
+        assert [e.data.text for e in store.read_stream("session-a")] == ["a"]  # type: ignore[union-attr]
+
+    def test_a_retry_of_part_of_a_stored_append_is_an_error(self, store: EventStore) -> None:
+        batch = [NewEvent(UserTurn(turn=i, text=str(i)), event_id=f"e{i}") for i in (1, 2)]
+        store.append("session-a", batch, 0)
+        with pytest.raises(DuplicateEventId, match="1 of 2 event ids"):
+            store.append("session-a", [batch[0], NewEvent(UserTurn(turn=3, text="3"))], 0)
+        assert len(store.read_stream("session-a")) == 2
+
+    def test_a_retry_after_others_appended_is_still_a_no_op(self, url: str) -> None:
+        # The first try committed but its reply was lost; another writer appended since.
+        one, two = self.open(url), self.open(url)
+        try:
+            batch = [NewEvent(UserTurn(turn=1, text="mine"), event_id="mine-1")]
+            one.append("session-a", batch, 0)
+            two.append("session-a", turns("theirs"), 1)
+            again = one.append("session-a", batch, 0)
+            assert (again.appended, again.version) == (0, 2)
+            # A fresh store instance (a restarted writer) has no cached head either.
+            assert two.append("session-a", batch, 0).appended == 0
+            stored = one.read_stream("session-a")
+            assert [e.event_id for e in stored[:1]] == ["mine-1"]
+            assert len(stored) == 2
+        finally:
+            one.close()
+            two.close()
+
+    def test_a_conflict_with_other_ids_is_a_concurrency_error(self, store: EventStore) -> None:
+        store.append("session-a", [NewEvent(UserTurn(turn=1, text="a"), event_id="e1")], 0)
+        with pytest.raises(ConcurrencyError, match="expected version 0"):
+            store.append("session-a", [NewEvent(UserTurn(turn=1, text="a"), event_id="e2")], 0)
+
+    def test_the_same_event_id_in_another_stream_is_another_event(self, store: EventStore) -> None:
+        # Event ids are retry keys within a stream; the store keeps no store-wide index of them.
+        event = NewEvent(UserTurn(turn=1, text="a"), event_id="e1")
+        assert store.append("session-a", [event], 0).appended == 1
+        assert store.append("session-b", [event], 0).appended == 1
+        stored = store.read_stream("session-a") + store.read_stream("session-b")
+        assert [(e.stream_id, e.event_id) for e in stored] == [
+            ("session-a", "e1"),
+            ("session-b", "e1"),
+        ]
+        assert store.verify().ok
+
+    def test_without_expected_version_a_retry_finds_its_ids_in_the_stream(
+        self, store: EventStore
+    ) -> None:
+        batch = [NewEvent(UserTurn(turn=i, text=str(i)), event_id=f"n{i}") for i in (1, 2)]
+        assert store.append("session-a", batch, None).appended == 2
+        store.append("session-a", turns("later"), None)
+        again = store.append("session-a", batch, None)
+        assert (again.appended, again.version) == (0, 3)
+        with pytest.raises(DuplicateEventId, match="n1"):
+            store.append("session-a", [NewEvent(UserTurn(turn=1, text="x"), event_id="n1")], None)
+        assert len(store.read_stream("session-a")) == 3
 
     def test_invalid_payload_rejected_before_anything_is_written(self, store: EventStore) -> None:
         good = UserTurn(turn=1, text="fine")

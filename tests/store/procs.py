@@ -59,7 +59,7 @@ def hold(url: str, stream: str, seconds: float, ready_file: str) -> None:
     store = open_store(url)
     with store._engines.write.begin() as conn:
         slow = encode_events([UserTurn(turn=1, text="slow writer")])
-        store._append_in(conn.connection.driver_connection, stream, slow, 0, [], None)
+        store._appender._append_in(conn.connection.driver_connection, stream, slow, 0, [], None)
         open(ready_file, "w").close()
         time.sleep(float(seconds))
     store.close()
@@ -70,8 +70,8 @@ def crash(url: str, stream: str, version: str, ready_file: str) -> None:
     store = open_store(url)
     events = encode_events([UserTurn(turn=i, text="x" * 500) for i in range(200)])
     with store._engines.write.begin() as conn:
-        blob_rows = store._blob_rows([os.urandom(4096)])
-        store._append_in(
+        blob_rows = store._blobs.rows([os.urandom(4096)])
+        store._appender._append_in(
             conn.connection.driver_connection, stream, events, int(version), blob_rows, None
         )
         open(ready_file, "w").close()
