@@ -93,9 +93,11 @@ def test_exec_non_utf8_output_is_byte_exact_in_chunks_and_blobs(
 
 
 def test_exec_keeps_arrival_order_across_streams(harness: Harness) -> None:
+    # The pauses give each write time to reach the recorder before the other stream's next
+    # one; at 50 ms a starved Docker engine was seen to read the two pipes out of order.
     finished = harness.call(
         "exec",
-        command="for i in 1 2 3; do echo out$i; sleep 0.05; echo err$i >&2; sleep 0.05; done",
+        command="for i in 1 2 3; do echo out$i; sleep 0.2; echo err$i >&2; sleep 0.2; done",
     )
     order = [(c.stream, c.data.strip()) for c in harness.chunks(finished.call_id)]
     assert order == [
