@@ -16,6 +16,7 @@ The user-turn rules read the turns that become user messages (not the simulator'
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable, Iterator
 from importlib import resources
@@ -156,14 +157,35 @@ def _texts(view: SessionView) -> Iterator[tuple[str, str, int | None, str | None
         yield view.closing.text, "closing user turn", view.closing.turn, None
 
 
+def _strings(view: SessionView) -> list[str]:
+    """The strings of `_texts`, in its order, without saying where each is (the fast path)."""
+    out: list[str] = []
+    add = out.append
+    if view.started is not None:
+        add(view.started.system_prompt)
+        add(view.started.intent)
+    for entry in view.entries:
+        if isinstance(entry, UserTurn):
+            add(entry.text)
+        elif isinstance(entry, AgentStep):
+            m = entry.message
+            add(m.text)
+            add(m.reasoning or "")
+            out.extend(call.arguments for call in m.tool_calls)
+        else:
+            add(entry.result_text)
+    if view.closing is not None:
+        add(view.closing.text)
+    return out
+
+
 def _secret_findings(view: SessionView) -> Iterator[Finding]:
-    texts = list(_texts(view))
     # One scan of the whole trajectory first: almost every session has no secret, and one
     # search over the joined text costs far less than one per string. The separator holds
     # whitespace, which no token pattern crosses; a hit sends us through the strings one by one.
-    if not any(True for _ in find_secrets("\n\x00\n".join(t for t, *_ in texts))):
+    if not any(True for _ in find_secrets("\n\x00\n".join(_strings(view)))):
         return
-    for text, where, turn, call_id in texts:
+    for text, where, turn, call_id in _texts(view):
         for kind in sorted({hit.kind for hit in find_secrets(text)}):
             yield Finding(
                 rule="secret_leak", turn=turn, call_id=call_id, detail=f"{kind} in {where}"
@@ -212,10 +234,16 @@ def _leaked_sentence(text: str, reasoning: list[str]) -> str | None:
     return None
 
 
+@functools.lru_cache(maxsize=8)
+def _lowered(lexicon: tuple[str, ...]) -> list[tuple[str, str]]:
+    """Each phrase with its lower-case form, once per lexicon rather than once per session."""
+    return [(p, p.lower()) for p in lexicon]
+
+
 def audit_session(view: SessionView, lexicon: list[str]) -> SessionAudit:
     """Every finding of every rule for one session."""
     findings: list[Finding] = []
-    phrases = [(p, p.lower()) for p in lexicon]
+    phrases = _lowered(tuple(lexicon))
     schemas = _schemas(view)
     calls: list[tuple[int, ToolCall]] = []
     recent_reasoning: list[str] = []
