@@ -597,7 +597,7 @@ RATIOS = [
 ]
 
 
-def main() -> None:
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--streams", type=int, default=2000)
     parser.add_argument(
@@ -621,7 +621,41 @@ def main() -> None:
         metavar="TREE",
         help="also run the ise-es of another checkout (e.g. a git worktree of an older commit)",
     )
-    args = parser.parse_args()
+    return parser.parse_args()
+
+
+def report(best: dict[str, float], baselines: list[str]) -> None:
+    """Throughput, what each append cost, and the ratios against the targets."""
+    width = max(map(len, best))
+    for name, value in best.items():
+        print(f"{name:<{width}}  {value:>10,.0f} ev/s")
+    print(f"\nper append of {BATCH} events:")
+    for name, (written, frames, cpu) in PER_APPEND.items():
+        storage = (
+            f"{written / 1024:6.1f} KiB to storage, {frames:5.2f} WAL pages, " if frames else ""
+        )
+        print(f"{name:<{width}}  {storage}{cpu * 1e6:5.0f} us CPU")
+    print(f"\nload average at end: {os.getloadavg()[0]:.2f}\n")
+    for label, num, den, target in RATIOS:
+        if num not in best or den not in best:
+            continue
+        ratio = best[num] / best[den]
+        verdict = "" if not target else ("  ok" if ratio >= target else f"  BELOW target {target}x")
+        print(f"{label:<{width}}  {ratio:>9.2f}x{verdict}")
+    for i, tree in enumerate(baselines):
+        for what in (
+            "sqlite append (1 writer)",
+            "postgres append (1 writer)",
+            "postgres append (4 writers)",
+        ):
+            ours, theirs = f"ise-es {what}", f"baseline{i} {what}"
+            if ours in best and theirs in best:
+                label = f"{what} / baseline{i}"
+                print(f"{label:<{width}}  {best[ours] / best[theirs]:>9.2f}x  ({tree})")
+
+
+def main() -> None:
+    args = parse_args()
     ids = streams_for(args.streams)
     total = args.streams * EVENTS_PER_STREAM
     pg = PgServer(args.pg)
@@ -649,33 +683,7 @@ def main() -> None:
         for server in baselines:
             server.close()
         pg.drop_all()
-
-    width = max(map(len, best))
-    for name, value in best.items():
-        print(f"{name:<{width}}  {value:>10,.0f} ev/s")
-    print(f"\nper append of {BATCH} events:")
-    for name, (written, frames, cpu) in PER_APPEND.items():
-        storage = (
-            f"{written / 1024:6.1f} KiB to storage, {frames:5.2f} WAL pages, " if frames else ""
-        )
-        print(f"{name:<{width}}  {storage}{cpu * 1e6:5.0f} us CPU")
-    print(f"\nload average at end: {os.getloadavg()[0]:.2f}\n")
-    for label, num, den, target in RATIOS:
-        if num not in best or den not in best:
-            continue
-        ratio = best[num] / best[den]
-        verdict = "" if not target else ("  ok" if ratio >= target else f"  BELOW target {target}x")
-        print(f"{label:<{width}}  {ratio:>9.2f}x{verdict}")
-    for i, tree in enumerate(args.baseline):
-        for what in (
-            "sqlite append (1 writer)",
-            "postgres append (1 writer)",
-            "postgres append (4 writers)",
-        ):
-            ours, theirs = f"ise-es {what}", f"baseline{i} {what}"
-            if ours in best and theirs in best:
-                label = f"{what} / baseline{i}"
-                print(f"{label:<{width}}  {best[ours] / best[theirs]:>9.2f}x  ({tree})")
+    report(best, args.baseline)
 
 
 if __name__ == "__main__":

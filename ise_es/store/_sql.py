@@ -15,20 +15,22 @@ __all__ = ["POSTGRES", "SQLITE", "DialectSql"]
 EVENT_COLUMNS = (
     "position, stream_id, version, event_id, type, schema_version, recorded_at, payload, hash"
 )
-INSERT_COLUMNS = "event_id, stream_id, version, type, schema_version, recorded_at, payload, hash"
+INSERT_COLUMNS = (
+    "event_id, stream_id, version, type, schema_version, recorded_at, payload, hash, stream_no"
+)
 HEAD_COLUMNS = "stream_id, stream_type, version, head_hash, created_at, updated_at"
 
 
-INSERT_WIDTH = 8
+INSERT_WIDTH = 9
 """Values per row of INSERT_COLUMNS."""
 SQLITE_ROWS_PER_INSERT = 500
-"""Rows per multi-row INSERT on SQLite (8 x 500 stays far below its 32,766 variables)."""
+"""Rows per multi-row INSERT on SQLite (9 x 500 stays far below its 32,766 variables)."""
 
 
 @functools.lru_cache(maxsize=64)
 def sqlite_insert_events(rows: int) -> str:
     """A multi-row INSERT of `rows` events (cached: appends come in a few sizes)."""
-    values = ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?)"] * rows)
+    values = ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?, ?)"] * rows)
     return f"INSERT INTO events ({INSERT_COLUMNS}) VALUES {values}"
 
 
@@ -37,20 +39,24 @@ class DialectSql:
 
     def __init__(self, p: str) -> None:
         self.p = p
-        self.select_head = f"SELECT version, head_hash FROM streams WHERE stream_id = {p}"
+        self.select_head = (
+            f"SELECT version, head_hash, stream_no FROM streams WHERE stream_id = {p}"
+        )
+        # Events are indexed by (stream_no, version) (migration 0005).
+        stream = f"stream_no = (SELECT stream_no FROM streams WHERE stream_id = {p})"
         self.select_head_for_update = self.select_head
         self.select_blob = f"SELECT codec, data FROM blobs WHERE digest = {p}"
         self.select_blob_size = f"SELECT size FROM blobs WHERE digest = {p}"
         self.read_stream = (
-            f"SELECT {EVENT_COLUMNS} FROM events WHERE stream_id = {p} AND version >= {p} "
-            "ORDER BY version"
+            f"SELECT {EVENT_COLUMNS} FROM events WHERE {stream} AND version >= {p} ORDER BY version"
         )
         self.read_stream_to = (
-            f"SELECT {EVENT_COLUMNS} FROM events WHERE stream_id = {p} AND version >= {p} "
+            f"SELECT {EVENT_COLUMNS} FROM events WHERE {stream} AND version >= {p} "
             f"AND version <= {p} ORDER BY version"
         )
         # Filled in by the subclasses.
         self.insert_head = ""
+        self.next_stream_no = ""
         self.update_head = ""
         self.insert_blob = ""
         self.insert_blobs = ""
@@ -59,8 +65,11 @@ class DialectSql:
         self.fence_held = f"SELECT 1 FROM work_items WHERE item_id = {p} AND lease_token = {p}"
         # Idempotency per stream (store/appends.py): the events a retry expected to write.
         self.select_versions = (
-            f"SELECT version, event_id, type, payload FROM events WHERE stream_id = {p} "
+            f"SELECT version, event_id, type, payload FROM events WHERE {stream} "
             f"AND version > {p} AND version <= {p} ORDER BY version"
+        )
+        self.select_ids_in_stream_prefix = (
+            f"SELECT version, event_id, type, payload FROM events WHERE {stream} AND event_id"
         )
 
     def select_ids_in_stream(self, n: int) -> str:
@@ -80,9 +89,11 @@ class _Sqlite(DialectSql):
     def __init__(self) -> None:
         super().__init__("?")
         self.insert_head = (
-            f"INSERT INTO streams ({HEAD_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?) "
+            f"INSERT INTO streams ({HEAD_COLUMNS}, stream_no) VALUES (?, ?, ?, ?, ?, ?, ?) "
             "ON CONFLICT (stream_id) DO NOTHING"
         )
+        # Under the write lock (BEGIN IMMEDIATE), so no other writer takes the same number.
+        self.next_stream_no = "SELECT coalesce(max(stream_no), 0) + 1 FROM streams"
         self.update_head = (
             "UPDATE streams SET version = ?, head_hash = ?, updated_at = ? "
             "WHERE stream_id = ? AND version = ? AND head_hash = ?"
@@ -93,11 +104,7 @@ class _Sqlite(DialectSql):
         )
 
     def select_ids_in_stream(self, n: int) -> str:
-        marks = ", ".join("?" * n)
-        return (
-            "SELECT version, event_id, type, payload FROM events WHERE stream_id = ? "
-            f"AND event_id IN ({marks})"
-        )
+        return f"{self.select_ids_in_stream_prefix} IN ({', '.join('?' * n)})"
 
     def ids_param(self, ids: list[str]) -> tuple[Any, ...]:
         return tuple(ids)
@@ -122,20 +129,22 @@ class _Sqlite(DialectSql):
 # written, and the statement reports 0 rows.
 _PG_HEAD_UPDATE = (
     "UPDATE streams SET version = %s, head_hash = %s, updated_at = %s "
-    "WHERE stream_id = %s AND version = %s AND head_hash = %s RETURNING 1"
+    "WHERE stream_id = %s AND version = %s AND head_hash = %s RETURNING stream_no"
 )
+_PG_STREAM_NO = "nextval('streams_stream_no_seq')"
 _PG_HEAD_INSERT = (
-    f"INSERT INTO streams ({HEAD_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s) "
-    "ON CONFLICT (stream_id) DO NOTHING RETURNING 1"
+    f"INSERT INTO streams ({HEAD_COLUMNS}, stream_no) "
+    f"VALUES (%s, %s, %s, %s, %s, %s, {_PG_STREAM_NO}) "
+    "ON CONFLICT (stream_id) DO NOTHING RETURNING stream_no"
 )
 _PG_FENCE = "fence AS (SELECT 1 FROM work_items WHERE item_id = %s AND lease_token = %s FOR SHARE)"
 _PG_HEAD_UPDATE_FENCED = _PG_HEAD_UPDATE.replace(
-    " RETURNING 1", " AND EXISTS (SELECT FROM fence) RETURNING 1"
+    " RETURNING", " AND EXISTS (SELECT FROM fence) RETURNING"
 )
 _PG_HEAD_INSERT_FENCED = (
-    f"INSERT INTO streams ({HEAD_COLUMNS}) "
-    "SELECT %s::text, %s::text, %s::int4, %s::text, %s::float8, %s::float8 "
-    "WHERE EXISTS (SELECT FROM fence) ON CONFLICT (stream_id) DO NOTHING RETURNING 1"
+    f"INSERT INTO streams ({HEAD_COLUMNS}, stream_no) "
+    f"SELECT %s::text, %s::text, %s::int4, %s::text, %s::float8, %s::float8, {_PG_STREAM_NO} "
+    "WHERE EXISTS (SELECT FROM fence) ON CONFLICT (stream_id) DO NOTHING RETURNING stream_no"
 )
 _PG_BLOBS_CTE = (
     ", b AS (INSERT INTO blobs (digest, size, codec, data) "
@@ -152,9 +161,9 @@ _PG_EVENTS = (
     f" INSERT INTO events ({INSERT_COLUMNS}) "
     "SELECT e.event_id, %s, %s::int4 + e.n, split_part(e.packed, E'\\x1f', 1), "
     "split_part(e.packed, E'\\x1f', 2)::int2, %s, split_part(e.packed, E'\\x1f', 4), "
-    "split_part(e.packed, E'\\x1f', 3) "
+    "split_part(e.packed, E'\\x1f', 3), head.stream_no "
     "FROM unnest(%b::text[], %b::text[]) WITH ORDINALITY AS e(event_id, packed, n) "
-    "WHERE EXISTS (SELECT FROM head) ORDER BY e.n"
+    "CROSS JOIN head ORDER BY e.n"
 )
 
 
@@ -205,10 +214,7 @@ class _Postgres(DialectSql):
         }
 
     def select_ids_in_stream(self, n: int) -> str:
-        return (
-            "SELECT version, event_id, type, payload FROM events WHERE stream_id = %s "
-            "AND event_id = ANY(%s::text[])"
-        )
+        return f"{self.select_ids_in_stream_prefix} = ANY(%s::text[])"
 
     def ids_param(self, ids: list[str]) -> tuple[Any, ...]:
         return (ids,)

@@ -46,8 +46,9 @@ __all__ = ["Appender", "Encoded", "chain_hash", "encode_events"]
 
 Encoded = tuple[str, str, int, bytes]
 """(event id, type tag, schema version, payload JSON) of an event about to be appended."""
-Head = tuple[int, str]
-"""(version, head hash) of a stream."""
+Head = tuple[int, str, int]
+"""(version, head hash, stream number) of a stream; the number is 0 for a stream not created
+yet, and on PostgreSQL, whose append statement looks it up itself."""
 _UNCONDITIONAL_ATTEMPTS = 10
 """Tries of an append without expected version that loses the race to create its stream."""
 
@@ -91,8 +92,7 @@ def encode_events(items: Sequence[NewEvent | Event]) -> list[Encoded]:
 
 def chain(
     stream_id: str,
-    version: int,
-    previous: str,
+    head: Head,
     now: float,
     encoded: Sequence[Encoded],
     *,
@@ -102,6 +102,7 @@ def chain(
     SQLite gets the flat parameters of one multi-row INSERT (INSERT_COLUMNS order), PostgreSQL
     the event ids and the packed "type US schema_version US hash US payload" texts (_sql.py).
     Returns (rows, event ids (PostgreSQL only), the new head hash)."""
+    version, previous, stream_no = head
     rows: list[Any] = []
     ids: list[str] = []
     sha256 = hashlib.sha256
@@ -121,7 +122,7 @@ def chain(
             rows.append(f"{tag}{sep}{schema_version}{sep}{previous}{sep}{payload.decode()}")
         else:
             rows += (event_id, stream_id, version, tag, schema_version, now, payload.decode())
-            rows.append(previous)
+            rows += (previous, stream_no)
     return rows, ids, previous
 
 
@@ -162,7 +163,7 @@ class HeadCache:
         if expected_version is None:
             return None
         if expected_version == 0:
-            return (0, "")
+            return (0, "", 0)
         with self._lock:
             head = self._heads.get(stream_id)
         return head if head and head[0] == expected_version else None
@@ -206,7 +207,7 @@ class Appender:
         forget = self.heads.forget
         for attempt in range(_UNCONDITIONAL_ATTEMPTS):
             try:
-                version, head_hash, appended = self._append_once(
+                head, appended = self._append_once(
                     stream_id, encoded, expected_version, blob_rows, fence
                 )
             except ConcurrencyError as e:
@@ -225,8 +226,8 @@ class Appender:
             except BaseException:
                 forget(stream_id)
                 raise
-            self.heads.remember(stream_id, (version, head_hash))
-            return AppendResult(version=version, appended=appended)
+            self.heads.remember(stream_id, head)
+            return AppendResult(version=head[0], appended=appended)
         raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
 
     def _append_once(
@@ -236,7 +237,7 @@ class Appender:
         expected_version: int | None,
         blob_rows: Sequence[BlobRow],
         fence: Fence | None,
-    ) -> tuple[int, str, int]:
+    ) -> tuple[Head, int]:
         conn = self._raw.pool.get()
         try:
             if not self._postgres:
@@ -262,7 +263,7 @@ class Appender:
         expected_version: int | None,
         blob_rows: Sequence[BlobRow],
         fence: Fence | None,
-    ) -> tuple[int, str, int]:
+    ) -> tuple[Head, int]:
         # BEGIN IMMEDIATE: take the write lock now; a deferred transaction that reads the head
         # first would fail with "database is locked" instead of waiting (engine.py).
         conn.execute("BEGIN IMMEDIATE")
@@ -289,54 +290,72 @@ class Appender:
         expected_version: int | None,
         blob_rows: Sequence[BlobRow],
         fence: Fence | None,
-    ) -> tuple[int, str, int]:
+    ) -> tuple[Head, int]:
         """Write on a DBAPI connection (inside the caller's transaction on SQLite, or a single
-        statement in autocommit on PostgreSQL); returns the new (version, head hash, events
-        written).
+        statement in autocommit on PostgreSQL); returns the new head and the number of events
+        written.
 
         Raises:
             ConcurrencyError: the stream is not at `expected_version`; nothing was written.
         """
         if not encoded:
             self._insert_blobs(conn, blob_rows)
-            return (*(self._select_head(conn, stream_id, lock=False) or (0, "")), 0)
+            return self._select_head(conn, stream_id, lock=False) or (0, "", 0), 0
         head = self.heads.get(stream_id, expected_version)
         if head is None:
-            head = self._select_head(conn, stream_id, lock=expected_version is None) or (0, "")
-        current, previous = head
+            head = self._select_head(conn, stream_id, lock=expected_version is None)
+            head = head or (0, "", 0)
+        current = head[0]
         if expected_version is None:
             if current and self._stored_in_stream(conn, stream_id, encoded):
-                return current, previous, 0
+                return head, 0
         elif current != expected_version:
             raise ConcurrencyError(
                 f"stream {stream_id} is at version {current}, not the expected version "
                 f"{expected_version}: another writer appended first"
             )
-        now = self._clock()
-        rows, ids, head_hash = chain(
-            stream_id, current, previous, now, encoded, postgres=self._postgres
-        )
-        version = current + len(encoded)
-        head_params: tuple[Any, ...]
-        if current == 0:
-            head_params = (stream_id, stream_type_of(stream_id), version, head_hash, now, now)
-        else:
-            head_params = (version, head_hash, now, stream_id, current, previous)
-        if self._postgres:
-            event_params = (stream_id, current, now, ids, rows)
-            written = self._write_postgres(
-                conn, current == 0, event_params, head_params, blob_rows, fence
-            )
-        else:
-            written = self._write_sqlite(conn, current == 0, head_params, rows, blob_rows)
-        if not written:
+        if current == 0 and not self._postgres:
+            head = (0, "", conn.execute(self._sql.next_stream_no).fetchone()[0])
+        written = self._write(conn, stream_id, head, encoded, blob_rows, fence)
+        if written is None:
             if fence is not None:
                 self._check_fence(conn, stream_id, fence)
             raise ConcurrencyError(
                 f"stream {stream_id} is not at the expected version {current}: "
                 "another writer appended first"
             )
-        return version, head_hash, len(encoded)
+        return written, len(encoded)
+
+    def _write(
+        self,
+        conn: Any,
+        stream_id: str,
+        head: Head,
+        encoded: Sequence[Encoded],
+        blob_rows: Sequence[BlobRow],
+        fence: Fence | None,
+    ) -> Head | None:
+        """Chain the events onto `head` and write them, the blobs and the new head; returns
+        the new head, or None when the head had moved (nothing written)."""
+        current, previous, stream_no = head
+        now = self._clock()
+        rows, ids, head_hash = chain(stream_id, head, now, encoded, postgres=self._postgres)
+        version = current + len(encoded)
+        head_params: tuple[Any, ...]
+        if current == 0:
+            head_params = (stream_id, stream_type_of(stream_id), version, head_hash, now, now)
+            if not self._postgres:
+                head_params += (stream_no,)
+        else:
+            head_params = (version, head_hash, now, stream_id, current, previous)
+        if self._postgres:
+            event_params = (stream_id, current, now, ids, rows)
+            done = self._write_postgres(
+                conn, current == 0, event_params, head_params, blob_rows, fence
+            )
+        else:
+            done = self._write_sqlite(conn, current == 0, head_params, rows, blob_rows)
+        return (version, head_hash, stream_no) if done else None
 
     def _insert_blobs(self, conn: Any, blob_rows: Sequence[BlobRow]) -> None:
         if self._postgres:
@@ -434,8 +453,8 @@ class Appender:
         # SQLite's BEGIN IMMEDIATE already excludes other writers; PostgreSQL locks the row.
         statement = self._sql.select_head_for_update if lock else self._sql.select_head
         row = conn.execute(statement, (stream_id,)).fetchone()
-        return (row[0], row[1]) if row else None
+        return (row[0], row[1], row[2]) if row else None
 
     def read_head(self, stream_id: str) -> Head | None:
         rows = self._raw.query(self._sql.select_head, (stream_id,))
-        return (rows[0][0], rows[0][1]) if rows else None
+        return (rows[0][0], rows[0][1], rows[0][2]) if rows else None

@@ -56,9 +56,13 @@ streams = sa.Table(
     sa.Column("head_hash", sa.String(64), nullable=False),
     sa.Column("created_at", sa.Float, nullable=False),
     sa.Column("updated_at", sa.Float, nullable=False),
+    # A short key for the stream's events (migration 0005): events are indexed by
+    # (stream_no, version), whose small entries cost an append about one index page where the
+    # stream id's cost two and a half. Assigned when the head row is created.
+    sa.Column("stream_no", sa.BigInteger, nullable=False),
+    sa.UniqueConstraint("stream_no", name="uq_streams_stream_no"),
     sa.Index("ix_streams_type", "stream_type", "stream_id"),
-    # The head row lives in the primary key's b-tree (migration 0005): moving a head is one
-    # b-tree search and one page.
+    # The head row lives in the primary key's b-tree: moving a head is one b-tree search.
     sqlite_with_rowid=False,
 )
 
@@ -79,9 +83,10 @@ events = sa.Table(
     # migration gives it the default pg_current_xact_id() and the index (txid, position), which
     # exist only there (POSTGRES_ONLY names them for the drift check).
     sa.Column("txid", sa.BigInteger().with_variant(XID8(), "postgresql"), nullable=True),
+    sa.Column("stream_no", sa.BigInteger, nullable=False),
     # Event ids are not unique store-wide (migration 0005): idempotency is checked per stream,
     # from the expected version (store/appends.py).
-    sa.UniqueConstraint("stream_id", "version", name="uq_events_stream_version"),
+    sa.UniqueConstraint("stream_no", "version", name="uq_events_stream_no_version"),
 )
 
 POSTGRES_ONLY = frozenset({"ix_events_txid_position"})

@@ -103,7 +103,7 @@ def verify(read_engine: sa.Engine) -> VerifyReport:
         }
         walk = _ChainWalk(heads)
         rows = conn.execution_options(yield_per=5000).execute(
-            sa.select(*_COLUMNS).order_by(events.c.stream_id, events.c.version)
+            sa.select(*_COLUMNS).order_by(events.c.stream_no, events.c.version)
         )
         for row in rows:
             walk.row(row)

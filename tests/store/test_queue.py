@@ -14,6 +14,7 @@ from ise_es.store import migrate
 from ise_es.store.base import WorkerInfo
 from ise_es.store.sql import SqlEventStore, open_store
 from tests.store.conformance import WORKER, Clock, item, started
+from tests.store.oldschema import write_streams
 
 
 @pytest.fixture
@@ -126,11 +127,15 @@ def test_retry_by_session_status_and_force(qstore: SqlEventStore) -> None:
 
 def test_upgrade_backfills_the_queue_from_recorded_sessions(empty_db_url: str) -> None:
     migrate.upgrade(empty_db_url, "0002")
-    with open_store(empty_db_url, check_schema=False) as s:
-        s.append("session-1", [started("done-one"), SessionEnded(status="turn_cap")], 0)
-        s.append("session-2", [started("cut-off")], 0)
-        s.append("session-3", [started("cut-off")], 0)
-        s.append("session-3b", [SessionEnded(status="interrupted")], None)
+    write_streams(
+        empty_db_url,
+        {
+            "session-1": [started("done-one"), SessionEnded(status="turn_cap")],
+            "session-2": [started("cut-off")],
+            "session-3": [started("cut-off")],
+            "session-3b": [SessionEnded(status="interrupted")],
+        },
+    )
     migrate.upgrade(empty_db_url)
     with open_store(empty_db_url) as s:
         rows = {r.source_id: r for r in s.queue.items()}
