@@ -201,6 +201,82 @@ def raw_sqlite_writer(path: str, stream_ids: list[str], tick: Tick) -> None:
     conn.close()
 
 
+# What each of ise-es's guarantees costs, in bare SQL on the floor's connection (`--costs`):
+# the floor's table plus, level by level, the unique (stream_no, version) index, the stream
+# head row moved by a conditional UPDATE, then the hash chain and the payload check computed
+# by ise-es's own functions. ise-es itself adds its API (pool, head cache, error handling).
+LADDER = [
+    "floor + stream index",
+    "floor + stream index + head row",
+    "floor + stream index + head row + chain/checks",
+]
+LADDER_EVENTS = [payload_event(i) for i in range(EVENTS_PER_STREAM)]
+LADDER_HEADS = (
+    "CREATE TABLE raw_heads (stream_id TEXT PRIMARY KEY, stream_type TEXT, version INTEGER, "
+    "head_hash TEXT, created_at REAL, updated_at REAL, stream_no INTEGER UNIQUE) WITHOUT ROWID"
+)
+
+
+def ladder_setup(path: str) -> None:
+    with sqlite3.connect(path) as c:
+        c.execute(RAW_TABLE.format(pk="INTEGER PRIMARY KEY", real="REAL"))
+        c.execute("ALTER TABLE raw_events ADD COLUMN stream_no INTEGER")
+        c.execute("CREATE UNIQUE INDEX raw_stream ON raw_events (stream_no, version)")
+        c.execute(LADDER_HEADS)
+        c.execute("CREATE INDEX raw_heads_type ON raw_heads (stream_type, stream_id)")
+
+
+def _ladder_rows(
+    sid: str, first: int, previous: str, number: int, checked: bool
+) -> tuple[list[Any], str]:
+    if not checked:
+        rows = [value for row in raw_rows(sid, first) for value in (*row, number)]
+        return rows, "0" * 64
+    from ise_es.store.appends import chain, encode_events
+
+    batch = [NewEvent(e) for e in LADDER_EVENTS[first : first + BATCH]]
+    head = (first, previous, number)
+    rows, _, digest = chain(
+        f"session-{sid}", head, time.time(), encode_events(batch), postgres=False
+    )
+    return rows, digest
+
+
+def ladder_writer(arg: tuple[str, int], stream_ids: list[str], tick: Tick) -> None:
+    path, level = arg
+    conn = sqlite3.connect(path, isolation_level=None, timeout=60)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=FULL")
+    sql = f"INSERT INTO raw_events ({RAW_COLUMNS}, stream_no) VALUES " + ", ".join(
+        ["(?, ?, ?, ?, ?, ?, ?, ?, ?)"] * BATCH
+    )
+    (number,) = conn.execute("SELECT coalesce(max(stream_no), 0) FROM raw_events").fetchone()
+    for sid in stream_ids:
+        number += 1
+        previous = ""
+        for b in range(0, EVENTS_PER_STREAM, BATCH):
+            conn.execute("BEGIN IMMEDIATE")
+            rows, digest = _ladder_rows(sid, b, previous, number, checked=level >= 2)
+            now = time.time()
+            if level >= 1 and b == 0:
+                conn.execute(
+                    "INSERT INTO raw_heads VALUES (?, 'session', ?, ?, ?, ?, ?)",
+                    (f"session-{sid}", BATCH, digest, now, now, number),
+                )
+            elif level >= 1:
+                moved = conn.execute(
+                    "UPDATE raw_heads SET version = ?, head_hash = ?, updated_at = ? "
+                    "WHERE stream_id = ? AND version = ? AND head_hash = ?",
+                    (b + BATCH, digest, now, f"session-{sid}", b, previous),
+                ).rowcount
+                assert moved == 1
+            conn.execute(sql, rows)
+            conn.execute("COMMIT")
+            previous = digest
+            tick()
+    conn.close()
+
+
 def raw_pg_writer(url: str, stream_ids: list[str], tick: Tick) -> None:
     sql = f"INSERT INTO raw_events ({RAW_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"
     with psycopg.connect(url) as conn:
@@ -448,7 +524,7 @@ class Reader:
 
 
 def sqlite_setup(
-    tmp: Path, baselines: list[BaselineServer]
+    tmp: Path, baselines: list[BaselineServer], *, costs: bool = False
 ) -> tuple[list[Contestant], list[Reader]]:
     url = f"sqlite:///{tmp / 'ise.db'}"
     migrate.upgrade(url)
@@ -474,6 +550,10 @@ def sqlite_setup(
         name = f"baseline{i} sqlite append (1 writer)"
         group = server.writer(f"sqlite:///{path}")
         contestants.append(Contestant(name, ise_es_writer, None, 1, path, group))
+    for level, name in enumerate(LADDER if costs else []):
+        path = str(tmp / f"ladder{level}.db")
+        ladder_setup(path)
+        contestants.append(Contestant(name, ladder_writer, (path, level), 1, path))
     readers = [
         Reader("ise-es sqlite read_all", lambda: ise_es_reader(url), lambda: None),
         Reader("eventsourcing sqlite read", lambda: es_sqlite_reader(es_path), lambda: None),
@@ -621,6 +701,11 @@ def parse_args() -> argparse.Namespace:
         metavar="TREE",
         help="also run the ise-es of another checkout (e.g. a git worktree of an older commit)",
     )
+    parser.add_argument(
+        "--costs",
+        action="store_true",
+        help="also run bare-SQL contestants that add ise-es's guarantees one by one (SQLite)",
+    )
     return parser.parse_args()
 
 
@@ -674,7 +759,7 @@ def main() -> None:
     try:
         if args.only != "postgres":
             with tempfile.TemporaryDirectory(prefix="ise-es-bench-") as tmp:
-                contestants, readers = sqlite_setup(Path(tmp), baselines)
+                contestants, readers = sqlite_setup(Path(tmp), baselines, costs=args.costs)
                 best.update(run(contestants, readers, ids, total, args.segments, args.read_rounds))
         if args.only != "sqlite":
             contestants, readers = postgres_setup(pg, total, baselines)
