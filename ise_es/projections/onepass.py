@@ -24,7 +24,7 @@ stream is dropped from memory (the read models get it refolded from the store at
 and re-read whole from the store when it ends.
 
 The garbage collector is paused for the pass: the decoded payloads form no reference cycles,
-and the collections their allocation triggered cost a sixth of a catch-up read (measured on a
+and the collections their allocation triggered cost about a fifth of a catch-up read (on a
 1,000-session corpus). Whatever the pass leaves cyclic is collected when it ends.
 """
 
