@@ -34,8 +34,10 @@ from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import msgspec
+
 from ise_es.errors import ConcurrencyError, DuplicateEventId, LeaseLost
-from ise_es.events import Event, encode_checked
+from ise_es.events import EVENT_TYPES, Event, encode_checked
 from ise_es.store import _sql
 from ise_es.store._dbapi import Raw, driver_errors
 from ise_es.store.base import AppendResult, Fence, NewEvent, new_event_id, stream_type_of
@@ -46,6 +48,7 @@ __all__ = ["Appender", "Encoded", "chain_hash", "encode_events"]
 
 Encoded = tuple[str, str, int, bytes]
 """(event id, type tag, schema version, payload JSON) of an event about to be appended."""
+_ENCODER = msgspec.json.Encoder()
 Head = tuple[int, str, int]
 """(version, head hash, stream number) of a stream; the number is 0 for a stream not created
 yet, and on PostgreSQL, whose append statement looks it up itself."""
@@ -74,19 +77,43 @@ def chain_hash(
     return h.hexdigest()
 
 
+_CHECKED: dict[type, tuple[str, int, Callable[[bytes], Any]]] = {
+    cls: (tag, cls.schema_version, msgspec.json.Decoder(cls).decode)
+    for tag, cls in EVENT_TYPES.items()
+}
+"""Per event class: its tag, schema version and validating decoder, looked up once per event
+(encode_checked's checks, without its calls; a test checks they agree)."""
+
+
 def encode_events(items: Sequence[NewEvent | Event]) -> list[Encoded]:
-    """Encode and check events before anything is written.
+    """Encode and check events before anything is written: each payload is decoded back as its
+    type, the check encode_checked makes (a Struct does not validate its fields on construction,
+    so an int in a str field would encode fine and then fail every read).
 
     Raises:
         InvalidEvent: an event does not match its type.
     """
-    out = []
+    out: list[Encoded] = []
+    append = out.append
+    checked = _CHECKED.get
+    encode = _ENCODER.encode
     for item in items:
         if isinstance(item, NewEvent):
             event_id, data = item.event_id, item.data
         else:
             event_id, data = new_event_id(), item
-        out.append((event_id, *encode_checked(data)))
+        kind = checked(type(data))
+        if kind is None:
+            append((event_id, *encode_checked(data)))
+            continue
+        tag, schema_version, decode = kind
+        payload = encode(data)
+        try:
+            decode(payload)
+        except msgspec.ValidationError:
+            encode_checked(data)  # raises the InvalidEvent naming the field
+            raise AssertionError("unreachable") from None  # pragma: no cover
+        append((event_id, tag, schema_version, payload))
     return out
 
 
@@ -111,18 +138,26 @@ def chain(
     stream_part, time_part = f"\n{stream_id}\n", f"\n{now!r}\n"
     for event_id, tag, schema_version, payload in encoded:
         version += 1
-        h = sha256(
+        previous = sha256(
             f"{previous}{stream_part}{version}\n{event_id}\n{tag}\n{schema_version}"
             f"{time_part}".encode()
-        )
-        h.update(payload)
-        previous = h.hexdigest()
+            + payload
+        ).hexdigest()
         if postgres:
             ids.append(event_id)
             rows.append(f"{tag}{sep}{schema_version}{sep}{previous}{sep}{payload.decode()}")
         else:
-            rows += (event_id, stream_id, version, tag, schema_version, now, payload.decode())
-            rows += (previous, stream_no)
+            rows += (
+                event_id,
+                stream_id,
+                version,
+                tag,
+                schema_version,
+                now,
+                payload.decode(),
+                previous,
+                stream_no,
+            )
     return rows, ids, previous
 
 

@@ -11,10 +11,10 @@ import uuid
 import psycopg
 import pytest
 
-from ise_es.errors import StoreUnavailable
-from ise_es.events import SessionEnded, UserTurn, encode_payload
+from ise_es.errors import InvalidEvent, StoreUnavailable
+from ise_es.events import ModelCall, SessionEnded, ToolCallFinished, Usage, UserTurn, encode_payload
 from ise_es.store.base import NewEvent, StoredEvent, new_event_id
-from ise_es.store.sql import SqlEventStore, chain_hash, open_store
+from ise_es.store.sql import SqlEventStore, chain_hash, encode_events, open_store
 
 
 def settled(store: SqlEventStore, count: int, timeout: float = 60) -> list[StoredEvent]:
@@ -193,3 +193,42 @@ def test_a_large_append_repeated_is_a_no_op(store: SqlEventStore) -> None:
     store.append("session-big", batch, 0)
     again = store.append("session-big", batch, 0)
     assert (again.appended, again.version) == (0, 1203)
+
+
+def test_encode_events_agrees_with_encode_checked_for_every_event_type() -> None:
+    """encode_events inlines encode_checked with a per-class table; every event class must be
+    in it with its own tag, schema version and validating decoder."""
+    from ise_es.events import EVENT_TYPES, encode_checked
+    from ise_es.store.appends import _CHECKED
+
+    assert {cls: kind[:2] for cls, kind in _CHECKED.items()} == {
+        cls: (tag, cls.schema_version) for tag, cls in EVENT_TYPES.items()
+    }
+    sample = [UserTurn(turn=1, text="a"), SessionEnded(status="completed")]
+    got = encode_events([NewEvent(sample[0], event_id="e1"), sample[1]])
+    assert [g[1:] for g in got] == [encode_checked(e) for e in sample]
+    assert got[0][0] == "e1" and len(got[1][0]) == 32
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        UserTurn(turn="one", text="x"),  # type: ignore[arg-type]
+        ToolCallFinished(call_id=1, tool="exec", result_text="x"),  # type: ignore[arg-type]
+        ModelCall(role="agent", model="m", usage=Usage(prompt_tokens="9")),  # type: ignore[arg-type]
+    ],
+)
+def test_encode_events_refuses_what_the_event_model_would_not_read_back(bad: object) -> None:
+    """A Struct does not check its fields on construction and encodes a wrong-typed one without
+    complaint, so encoding alone guarantees nothing: the validating decode is what refuses it
+    (with encode_checked's message, naming the field), top-level or nested."""
+    from ise_es.events import encode_checked
+
+    encode_payload(bad)  # type: ignore[arg-type]
+    with pytest.raises(InvalidEvent) as caught:
+        encode_events([NewEvent(bad)])  # type: ignore[arg-type]
+    with pytest.raises(InvalidEvent) as direct:
+        encode_checked(bad)
+    assert str(caught.value) == str(direct.value) and "$." in str(caught.value)
+    with pytest.raises(InvalidEvent, match="not an ise-es event"):
+        encode_events([Usage()])  # type: ignore[arg-type]
