@@ -16,24 +16,47 @@ Besides the engines (schema checks, migrations, projections, the store's less fr
 hot paths (sql.py says why they skip SQLAlchemy): SQLite in the driver's autocommit mode, the
 store issuing BEGIN IMMEDIATE itself; PostgreSQL in autocommit, so a single-statement append is
 its own transaction (one round trip).
+
+The engines are made when first used, not when the store opens: importing SQLAlchemy costs
+about 0.3 s, more than the rest of `ise-es sessions list`, whose reads (and the revision check)
+run on the raw connections alone. A plain `sqlite:///PATH` URL is therefore parsed here as
+SQLAlchemy would parse it (`sqlite_file`), and its raw connections opened with sqlite3 directly
+with the arguments SQLAlchemy's pysqlite dialect would pass; any other URL (PostgreSQL, a query
+string) goes through SQLAlchemy as before.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import sqlite3
+import threading
 import urllib.parse
-from typing import Any
-
-import sqlalchemy as sa
-from sqlalchemy.engine import make_url
+from typing import TYPE_CHECKING, Any
 
 from ise_es.errors import ConfigError, StoreUnavailable
 
-__all__ = ["Engines", "check_sqlite_file", "connect_engines", "normalize_url"]
+if TYPE_CHECKING:
+    import sqlalchemy as sa
+
+__all__ = ["Engines", "check_sqlite_file", "connect_engines", "normalize_url", "sqlite_file"]
 
 SQLITE_BUSY_TIMEOUT_MS = 60_000
 PG_IDLE_IN_TRANSACTION_TIMEOUT_MS = 60_000
+
+
+_PLAIN_SQLITE = re.compile(r"sqlite(?:\+pysqlite)?:///([^?]*)")
+
+
+def sqlite_file(url: str) -> str | None:
+    """The file a plain `sqlite:///PATH` URL names (percent-decoded, as SQLAlchemy's make_url
+    decodes it), found without importing SQLAlchemy; None for every other URL (PostgreSQL, a
+    query string, no file), which `normalize_url` parses and judges."""
+    match = _PLAIN_SQLITE.fullmatch(url)
+    if match is None:
+        return None
+    path = urllib.parse.unquote(match.group(1))
+    return path if path and path != ":memory:" else None
 
 
 def normalize_url(url: str) -> sa.URL:
@@ -42,6 +65,9 @@ def normalize_url(url: str) -> sa.URL:
     Raises:
         ConfigError: not a URL, or not SQLite/PostgreSQL.
     """
+    import sqlalchemy as sa
+    from sqlalchemy.engine import make_url
+
     try:
         parsed = make_url(url)
     except (sa.exc.ArgumentError, ValueError) as e:
@@ -68,20 +94,52 @@ def normalize_url(url: str) -> sa.URL:
 
 
 class Engines:
-    """A write engine and a read engine (the same one on PostgreSQL)."""
+    """A write engine and a read engine (the same one on PostgreSQL), made when first used
+    (see the module docstring), and the raw connections of the store's hot paths."""
 
-    def __init__(
-        self, write: sa.Engine, read: sa.Engine, connect_args: dict[str, Any] | None = None
-    ) -> None:
-        self.write = write
-        self.read = read
-        self.dialect: str = write.dialect.name
-        self._connect_args = dict(connect_args or {})
+    def __init__(self, url: str, dialect: str, *, plain_sqlite_file: str | None = None) -> None:
+        self.url = url
+        self.dialect = dialect
+        """sqlite | postgresql"""
+        self._plain_file = plain_sqlite_file
+        self._connect_args = (
+            _SQLITE_CONNECT_ARGS if dialect == "sqlite" else _postgres_connect_args()
+        )
+        self._made: tuple[sa.Engine, sa.Engine] | None = None
+        self._lock = threading.Lock()
         self._pid = os.getpid()
+
+    @property
+    def write(self) -> sa.Engine:
+        return self._engines()[0]
+
+    @property
+    def read(self) -> sa.Engine:
+        return self._engines()[1]
+
+    def _engines(self) -> tuple[sa.Engine, sa.Engine]:
+        made = self._made
+        if made is None:
+            with self._lock:
+                if self._made is None:
+                    self._made = _make_engines(normalize_url(self.url), self._connect_args)
+                made = self._made
+        return made
+
+    def sqlite_file(self) -> str:
+        """The SQLite store's file as its URL names it."""
+        if self._plain_file is not None:
+            return self._plain_file
+        return normalize_url(self.url).database or ""
 
     def raw_connect(self) -> Any:
         """A new DBAPI connection (sqlite3 / psycopg) configured like the engines' connections,
         in autocommit mode. The caller owns it and closes it."""
+        if self._plain_file is not None:
+            # What SQLAlchemy's pysqlite dialect passes for this URL, plus our connect args.
+            conn = sqlite3.connect(os.path.abspath(self._plain_file), **self._connect_args)
+            configure_sqlite(conn)
+            return conn
         dialect = self.write.dialect
         cargs, cparams = dialect.create_connect_args(self.write.url)
         cparams.update(self._connect_args)
@@ -93,16 +151,20 @@ class Engines:
         return dialect.connect(*cargs, **cparams)
 
     def dispose(self) -> None:
+        if self._made is None:
+            return
+        write, read = self._made
         # In a forked child the pooled connections are the parent's: drop, never close them.
         close = os.getpid() == self._pid
-        self.write.dispose(close=close)
-        if self.read is not self.write:
-            self.read.dispose(close=close)
+        write.dispose(close=close)
+        if read is not write:
+            read.dispose(close=close)
 
 
 def _fork_safe(engine: sa.Engine) -> None:
     """Never hand a forked child a connection its parent opened (SQLAlchemy's own recipe): a
     PostgreSQL socket used by two processes corrupts both sessions."""
+    import sqlalchemy as sa
 
     @sa.event.listens_for(engine, "connect")
     def _remember_pid(_dbapi_conn: Any, record: Any) -> None:
@@ -147,6 +209,8 @@ _SQLITE_CONNECT_ARGS: dict[str, Any] = {
 
 
 def _sqlite_engine(url: sa.URL, *, immediate: bool) -> sa.Engine:
+    import sqlalchemy as sa
+
     engine = sa.create_engine(
         url, connect_args=dict(_SQLITE_CONNECT_ARGS), pool_size=8, max_overflow=8
     )
@@ -202,36 +266,51 @@ def check_sqlite_file(path: str, url: str) -> None:
 
 
 def connect_engines(url: str) -> Engines:
-    """Engines for a store URL (nothing is connected yet; an SQLite file's header is read).
+    """Engines for a store URL (nothing is connected or made yet; an SQLite file's header is
+    read).
 
     Raises:
         ConfigError: a malformed or unsupported URL.
         StoreUnavailable: an existing SQLite path that is not an SQLite database.
     """
+    plain = sqlite_file(url)
+    if plain is not None:
+        check_sqlite_file(plain, url)
+        return Engines(url, "sqlite", plain_sqlite_file=plain)
     parsed = normalize_url(url)
     if parsed.get_backend_name() == "sqlite":
         check_sqlite_file(parsed.database or "", url)
-        return Engines(
-            _sqlite_engine(parsed, immediate=True),
-            _sqlite_engine(parsed, immediate=False),
-            _SQLITE_CONNECT_ARGS,
-        )
-    from ise_es.store.schema import register_postgresql_types
+        return Engines(url, "sqlite")
+    return Engines(url, "postgresql")
 
-    register_postgresql_types()
-    connect_args = {
+
+def _postgres_connect_args() -> dict[str, Any]:
+    return {
         "options": f"-c idle_in_transaction_session_timeout={PG_IDLE_IN_TRANSACTION_TIMEOUT_MS}",
         "connect_timeout": 10,
     }
+
+
+def _make_engines(parsed: sa.URL, connect_args: dict[str, Any]) -> tuple[sa.Engine, sa.Engine]:
+    """(write engine, read engine) for a URL `normalize_url` parsed."""
+    if parsed.get_backend_name() == "sqlite":
+        return _sqlite_engine(parsed, immediate=True), _sqlite_engine(parsed, immediate=False)
+    import sqlalchemy as sa
+
+    from ise_es.store.schema import register_postgresql_types
+
+    register_postgresql_types()
     engine = sa.create_engine(
-        parsed, pool_size=8, max_overflow=8, pool_pre_ping=False, connect_args=connect_args
+        parsed, pool_size=8, max_overflow=8, pool_pre_ping=False, connect_args=dict(connect_args)
     )
     _fork_safe(engine)
-    return Engines(engine, engine, connect_args)
+    return engine, engine
 
 
 def describe_unavailable(url: str, error: BaseException) -> StoreUnavailable:
     """One line saying which database could not be reached, without the password."""
+    from sqlalchemy.engine import make_url
+
     shown = make_url(url).render_as_string(hide_password=True) if "://" in url else url
     reason = str(getattr(error, "orig", error)).strip().splitlines()[0] if str(error) else ""
     return StoreUnavailable(f"cannot open database {shown}: {reason}")

@@ -3,24 +3,34 @@
 Opening a store checks its revision (`check_at_head`) without Alembic: importing it costs
 about as much as the rest of `ise-es sessions list`, so the check reads the version table and
 the revision ids written in migrations/versions itself, and Alembic is imported only by the
-`db` commands (and as the fallback when the files cannot be read that simply).
+`db` commands (and as the fallback when the files cannot be read that simply). On SQLite the
+check runs on a raw sqlite3 connection (`check_sqlite_at_head`): opening a SQLite store imports
+no SQLAlchemy either (store/engine.py says why).
 """
 
 from __future__ import annotations
 
 import re
+import sqlite3
 from pathlib import Path
 from typing import TYPE_CHECKING
-
-import sqlalchemy as sa
 
 from ise_es.errors import SchemaOutOfDate
 from ise_es.store.engine import connect_engines, describe_unavailable, normalize_url
 
 if TYPE_CHECKING:
+    import sqlalchemy as sa
     from alembic.config import Config
 
-__all__ = ["check_at_head", "current", "downgrade", "head", "history", "upgrade"]
+__all__ = [
+    "check_at_head",
+    "check_sqlite_at_head",
+    "current",
+    "downgrade",
+    "head",
+    "history",
+    "upgrade",
+]
 
 MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
 
@@ -76,6 +86,8 @@ def _revision_of(conn: sa.Connection) -> str | None:
 
 def _stored_revision(conn: sa.Connection) -> str | None:
     """What Alembic's version table says, read with plain SQL (None: no table, or empty)."""
+    import sqlalchemy as sa
+
     if not sa.inspect(conn).has_table("alembic_version"):
         return None
     rows = [r[0] for r in conn.execute(sa.text("SELECT version_num FROM alembic_version"))]
@@ -84,7 +96,29 @@ def _stored_revision(conn: sa.Connection) -> str | None:
 
 def check_at_head(conn: sa.Connection) -> None:
     """Raises SchemaOutOfDate unless the database is at the newest migration."""
-    have, want = _stored_revision(conn), file_head()
+    _compare(_stored_revision(conn))
+
+
+def _sqlite_stored_revision(conn: sqlite3.Connection) -> str | None:
+    """`_stored_revision` on a raw sqlite3 connection."""
+    listed = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'alembic_version'"
+    if not conn.execute(listed).fetchall():
+        return None
+    rows = [r[0] for r in conn.execute("SELECT version_num FROM alembic_version")]
+    return ",".join(sorted(rows)) or None
+
+
+def check_sqlite_at_head(conn: sqlite3.Connection) -> None:
+    """`check_at_head` on a raw sqlite3 connection (no SQLAlchemy imported).
+
+    Raises:
+        SchemaOutOfDate: the database is not at the newest migration.
+    """
+    _compare(_sqlite_stored_revision(conn))
+
+
+def _compare(have: str | None) -> None:
+    want = file_head()
     if have != want:
         raise SchemaOutOfDate(
             f"database at revision {have or 'none (empty)'}, expected {want}: "
@@ -93,6 +127,7 @@ def check_at_head(conn: sa.Connection) -> None:
 
 
 def _run(url: str, action: str, revision: str) -> None:
+    import sqlalchemy as sa
     from alembic import command
 
     config = alembic_config(url)
@@ -111,6 +146,8 @@ def downgrade(url: str, revision: str = "base") -> None:
 
 
 def current(url: str) -> str | None:
+    import sqlalchemy as sa
+
     engines = connect_engines(url)
     try:
         with engines.read.connect() as conn:

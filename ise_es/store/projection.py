@@ -6,6 +6,7 @@ store's database and remembers the global position it has processed in
 rows ahead of, or behind, the checkpoint (the tracking-record idea of eventsourcing's
 ProcessRecorder). So the store owns the transaction and the checkpoint row; the read model
 only says what to write inside it (`write(conn)`), and never imports the store's schema.
+SQLAlchemy and the schema are imported by the verbs that use them: `payloads` runs without them.
 
 `SqlEventStore.projection_checkpoint`, `write_projection`, `read_projection` and
 `read_payloads` delegate here.
@@ -16,24 +17,29 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
-import sqlalchemy as sa
 
 from ise_es.events import Event, decode_payload
-from ise_es.store.schema import projection_checkpoints
+
+if TYPE_CHECKING:
+    import sqlalchemy as sa
+
+    Write = Callable[[sa.Connection], None]
 
 __all__ = ["Payload", "checkpoint", "payloads", "read", "write"]
 
 Payload = tuple[int, str, int, str, Event]
 """(position, stream id, version, type, payload) of one event: what a read model's fold reads."""
 
-Write = Callable[[sa.Connection], None]
-
 
 def checkpoint(read_engine: sa.Engine, name: str) -> int | None:
     """The position read model `name` has processed; None when it has no checkpoint."""
+    import sqlalchemy as sa
+
+    from ise_es.store.schema import projection_checkpoints
+
     with read_engine.connect() as conn:
         return conn.execute(
             sa.select(projection_checkpoints.c.position).where(
@@ -56,6 +62,10 @@ def write(
     With `replace_prefix`, every checkpoint whose name starts with it is deleted first (a
     rebuild also forgets the checkpoints of the model's older versions).
     """
+    import sqlalchemy as sa
+
+    from ise_es.store.schema import projection_checkpoints
+
     with write_engine.begin() as conn:
         if replace_prefix is not None:
             conn.execute(

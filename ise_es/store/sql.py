@@ -9,7 +9,10 @@ Why the hot paths bypass SQLAlchemy
     coercion, Row objects. So `append`, `read_stream`, `read_all`/`iter_all` and the blob calls
     run SQL text written once per dialect (`_sql.py`) on DBAPI connections from a small pool of
     our own (`_pool.py`), opened by `Engines.raw_connect` with the engines' exact settings.
-    Schema checks, listings, `verify` and migrations stay on SQLAlchemy Core.
+    `streams` and the revision check on SQLite are raw too; `verify`, the work queue, the
+    read-model verbs and migrations stay on SQLAlchemy Core, imported when first used, so a
+    store that is only read (`sessions list`, `sessions show`) never imports SQLAlchemy (about
+    0.3 s of start-up; tests/test_startup.py guards it).
 
 Appends and idempotency
     store/appends.py: one transaction per append (one statement on PostgreSQL), the head moved
@@ -36,27 +39,29 @@ Append-only is enforced by triggers (migrations/versions/0001), not only by this
 from __future__ import annotations
 
 import contextlib
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
-
-import sqlalchemy as sa
+from typing import TYPE_CHECKING, Any
 
 from ise_es.errors import BlobNotFound, StoreUnavailable
 from ise_es.events import Event
-from ise_es.store import _sql, projection
-from ise_es.store._dbapi import Raw
+from ise_es.store import _sql
+from ise_es.store._dbapi import Raw, driver_errors
 from ise_es.store._pool import ConnectionPool
 from ise_es.store.appends import Appender, chain_hash, encode_events
 from ise_es.store.base import AppendResult, Fence, NewEvent, StoredEvent, StreamInfo, VerifyReport
 from ise_es.store.blobs import BlobRows, blob_columns, unpack
 from ise_es.store.engine import Engines, connect_engines, describe_unavailable
-from ise_es.store.queue import SqlWorkQueue
 from ise_es.store.rows import CURRENT_DECODERS as _CURRENT_DECODERS
 from ise_es.store.rows import stored_events as _stored
-from ise_es.store.schema import streams
-from ise_es.store.verify import verify
+
+if TYPE_CHECKING:
+    import sqlalchemy as sa
+
+    from ise_es.store import projection
+    from ise_es.store.queue import SqlWorkQueue
 
 __all__ = ["SqlEventStore", "chain_hash", "encode_events", "open_store"]
 
@@ -86,34 +91,61 @@ class SqlEventStore:
         self._raw = Raw(self._pool, postgres=self._postgres, url=url)
         self._appender = Appender(self._raw, clock, head_cache_size=head_cache_size)
         self._blobs = BlobRows(blob_level)
-        self.queue = SqlWorkQueue(
-            self._engines.write,
-            self._engines.read,
-            clock=clock,
-            listen_connect=self._engines.raw_connect,
-            raw=self._pool,
-        )
-        """The work queue this store owns (store/queue.py)."""
+        self._queue: SqlWorkQueue | None = None
+        self._queue_lock = threading.Lock()
         if check_schema:
-            from ise_es.store.migrate import check_at_head
-
-            if self.dialect == "sqlite":
-                path = sa.make_url(url).database or ""
-                if not Path(path).exists():
-                    self.close()
-                    raise StoreUnavailable(
-                        f"no store at {path}: create it with `ise-es db upgrade --db {url}`"
-                    )
-
             try:
-                with self._engines.read.connect() as conn:
-                    check_at_head(conn)
-            except sa.exc.OperationalError as e:
-                self.close()
-                raise describe_unavailable(url, e) from e
+                self._check_schema()
             except BaseException:
                 self.close()
                 raise
+
+    def _check_schema(self) -> None:
+        """Raises StoreUnavailable (no SQLite file, unreachable) or SchemaOutOfDate."""
+        from ise_es.store import migrate
+
+        if self.dialect != "sqlite":
+            import sqlalchemy as sa
+
+            try:
+                with self._engines.read.connect() as conn:
+                    migrate.check_at_head(conn)
+            except sa.exc.OperationalError as e:
+                raise describe_unavailable(self.url, e) from e
+            return
+        path = self._engines.sqlite_file()
+        if not Path(path).exists():
+            raise StoreUnavailable(
+                f"no store at {path}: create it with `ise-es db upgrade --db {self.url}`"
+            )
+        try:
+            conn = self._pool.get()
+            try:
+                migrate.check_sqlite_at_head(conn)
+            finally:
+                self._pool.put(conn)
+        except driver_errors("OperationalError") as e:
+            raise describe_unavailable(self.url, e) from e
+
+    @property
+    def queue(self) -> SqlWorkQueue:
+        """The work queue this store owns (store/queue.py), made when first used: it runs on
+        SQLAlchemy, which a store that is only read never imports."""
+        queue = self._queue
+        if queue is None:
+            with self._queue_lock:
+                if self._queue is None:
+                    from ise_es.store.queue import SqlWorkQueue
+
+                    self._queue = SqlWorkQueue(
+                        self._engines.write,
+                        self._engines.read,
+                        clock=self._clock,
+                        listen_connect=self._engines.raw_connect,
+                        raw=self._pool,
+                    )
+                queue = self._queue
+        return queue
 
     # ------------------------------------------------------------------ writing
 
@@ -185,6 +217,8 @@ class SqlEventStore:
         types: Sequence[str] | None = None,
     ) -> list[projection.Payload]:
         """`read_all` without building StoredEvents (ise_es/store/projection.py)."""
+        from ise_es.store import projection
+
         statement, params = self._sql.catch_up(after_position, limit, types)
         return projection.payloads(self._query(statement, params), _CURRENT_DECODERS.get)
 
@@ -202,30 +236,41 @@ class SqlEventStore:
     def streams(
         self, prefix: str | None = None, *, stream_type: str | None = None
     ) -> list[StreamInfo]:
-        query = sa.select(streams).order_by(streams.c.stream_id)
+        mark = "%s" if self._postgres else "?"
+        where, params = [], []
         if prefix:
             escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-            query = query.where(streams.c.stream_id.like(escaped + "%", escape="\\"))
+            where.append(f"stream_id LIKE {mark} ESCAPE '\\'")
+            params.append(escaped + "%")
         if stream_type:
-            query = query.where(streams.c.stream_type == stream_type)
-        with self._engines.read.connect() as conn:
-            return [
-                StreamInfo(
-                    stream_id=r.stream_id,
-                    stream_type=r.stream_type,
-                    version=r.version,
-                    head_hash=r.head_hash,
-                    created_at=r.created_at,
-                    updated_at=r.updated_at,
-                )
-                for r in conn.execute(query)
-            ]
+            where.append(f"stream_type = {mark}")
+            params.append(stream_type)
+        statement = (
+            "SELECT stream_id, stream_type, version, head_hash, created_at, updated_at "
+            "FROM streams" + (" WHERE " + " AND ".join(where) if where else "") + " "
+            "ORDER BY stream_id"
+        )
+        return [
+            StreamInfo(
+                stream_id=stream_id,
+                stream_type=kind,
+                version=version,
+                head_hash=head_hash,
+                created_at=created_at,
+                updated_at=updated_at,
+            )
+            for stream_id, kind, version, head_hash, created_at, updated_at in self._query(
+                statement, params
+            )
+        ]
 
     def oldest_open_transaction_age(self) -> float | None:
         """Seconds the oldest open writing transaction has been running (PostgreSQL), i.e. how
         far catch-up readers may be held back; None on SQLite or when none is open."""
         if not self._postgres:
             return None
+        import sqlalchemy as sa
+
         with self._engines.read.connect() as conn:
             age = conn.execute(
                 sa.text(
@@ -243,11 +288,15 @@ class SqlEventStore:
 
     def verify(self) -> VerifyReport:
         """Re-walk every stream's hash chain and check it against the stream's head."""
+        from ise_es.store.verify import verify
+
         return verify(self._engines.read)
 
     # ------------------------------------------------------------------ read models
 
     def projection_checkpoint(self, name: str) -> int | None:
+        from ise_es.store import projection
+
         return projection.checkpoint(self._engines.read, name)
 
     def write_projection(
@@ -258,6 +307,8 @@ class SqlEventStore:
         *,
         replace_prefix: str | None = None,
     ) -> None:
+        from ise_es.store import projection
+
         projection.write(
             self._engines.write,
             name,
@@ -268,10 +319,13 @@ class SqlEventStore:
         )
 
     def read_projection(self) -> contextlib.AbstractContextManager[sa.Connection]:
+        from ise_es.store import projection
+
         return projection.read(self._engines.read)
 
     def close(self) -> None:
-        self.queue.close()
+        if self._queue is not None:
+            self._queue.close()
         self._pool.close()
         self._engines.dispose()
 
