@@ -6,8 +6,8 @@ start, measured in the same run. One command:
 It records a six-session store first, with the shipped scenarios through the CLI itself
 (`ise-es db upgrade`, `ise-es record --scenario shipped`), then times each command
 as a fresh process through the installed `ise-es` entry point (what a user's shell runs):
-`ise-es --help`, `ise-es sessions list` on that store, `ise-es intents space --personas 1000`,
-and `python -c pass` as the floor. Medians of --runs runs, interleaved so that a burst of load
+`ise-es --help`, `ise-es sessions list` and `ise-es sessions show PREFIX` on that store,
+`ise-es intents space --personas 1000`, and `python -c pass` as the floor. Medians of --runs runs, interleaved so that a burst of load
 from elsewhere on the machine hits every command alike; wall time and the CPU time the process
 itself used (which moves less when other work shares the CPUs). `--compare DIR` times another
 checkout the same way in the same run (before/after figures).
@@ -20,6 +20,7 @@ import discipline that makes them possible is tested in tests/test_startup.py).
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import resource
 import shutil
@@ -59,7 +60,10 @@ def run(argv: list[str], env: dict[str, str]) -> tuple[float, float]:
     return seconds, cpu
 
 
-def record_store(cli: list[str], scenarios: str, directory: Path, env: dict[str, str]) -> str:
+def record_store(
+    cli: list[str], scenarios: str, directory: Path, env: dict[str, str]
+) -> tuple[str, str]:
+    """(store URL, the first session's id) of a store recorded by that checkout's CLI."""
     directory.mkdir(parents=True, exist_ok=True)
     url = f"sqlite:///{directory / 'startup.db'}"
     for argv in (
@@ -78,13 +82,15 @@ def record_store(cli: list[str], scenarios: str, directory: Path, env: dict[str,
     ).stdout.splitlines()
     if len(listed) != 6:
         sys.exit(f"expected 6 recorded sessions, the store lists {len(listed)}")
-    return url
+    return url, json.loads(listed[0])["session_id"]
 
 
-def commands_of(cli: list[str], url: str) -> dict[str, list[str]]:
+def commands_of(cli: list[str], url: str, session_id: str) -> dict[str, list[str]]:
+    # `sessions show` by an 8-character prefix, which is looked up in the stream table.
     return {
         "ise-es --help": [*cli, "--help"],
         "ise-es sessions list": [*cli, "sessions", "list", "--db", url],
+        "ise-es sessions show": [*cli, "sessions", "show", session_id[:8], "--db", url],
         "ise-es intents space": [*cli, "intents", "space", "--personas", "1000"],
     }
 
@@ -127,8 +133,9 @@ def main() -> None:
     try:
         runs: list[Run] = [("", "python -c pass", [sys.executable, "-c", "pass"], env)]
         for i, (label, (cli, scenarios, tree_env)) in enumerate(trees.items()):
-            url = record_store(cli, scenarios, directory / f"tree{i}", tree_env)
-            runs += [(label, n, a, tree_env) for n, a in commands_of(cli, url).items()]
+            url, session_id = record_store(cli, scenarios, directory / f"tree{i}", tree_env)
+            commands = commands_of(cli, url, session_id)
+            runs += [(label, n, a, tree_env) for n, a in commands.items()]
         times = time_runs(runs, ["", *trees], args.runs)
     finally:
         if args.keep is None:
@@ -156,11 +163,12 @@ def trees_to_time(env: dict[str, str], compare: Path | None) -> dict[str, Tree]:
     }
     if compare is not None:
         other = compare.resolve()
+        other_scenarios = other / "fixtures" / "scenarios"
         # The checkout's own modules ahead of the editable install of this one; -P keeps the
         # current directory (this checkout, when run from it) off sys.path.
         trees[f"{other}"] = (
             [sys.executable, "-P", "-c", "import sys; from cli import main; sys.exit(main())"],
-            str(other / "fixtures" / "scenarios"),
+            str(other_scenarios) if other_scenarios.is_dir() else "shipped",
             {**env, "PYTHONPATH": str(other)},
         )
     return trees
