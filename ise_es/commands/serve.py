@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import webbrowser
 
 import click
 
@@ -78,5 +77,7 @@ def _serve(
         url = f"http://{shown}:{port}/"
         click.echo(f"ise-es viewer on {url} (Ctrl-C stops)", err=True)
         if open_browser:
+            import webbrowser  # ~18 ms, and every command imports this module at start-up
+
             threading.Timer(1.0, webbrowser.open, args=(url,)).start()
         uvicorn.run(app, host=host, port=port, log_level="warning")
