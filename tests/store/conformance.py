@@ -245,6 +245,16 @@ class StoreConformance:
         store.append("session-a_1", turns("x"), 0)
         store.append("session-ab1", turns("x"), 0)
         assert [s.stream_id for s in store.streams("session-a_")] == ["session-a_1"]
+        store.append("session-50%", turns("x"), 0)
+        store.append("session-500", turns("x"), 0)
+        store.append("session-a\\b", turns("x"), 0)
+        store.append("session-a\\\\b", turns("x"), 0)
+        assert [s.stream_id for s in store.streams("session-50%")] == ["session-50%"]
+        assert [s.stream_id for s in store.streams("session-a\\b")] == ["session-a\\b"]
+        assert [s.stream_id for s in store.streams("session-5", stream_type="session")] == [
+            "session-50%",
+            "session-500",
+        ]
 
     def test_blobs_are_content_addressed_and_deduplicated(self, store: EventStore) -> None:
         data = bytes(range(256)) * 1000
