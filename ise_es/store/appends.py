@@ -77,43 +77,49 @@ def chain_hash(
     return h.hexdigest()
 
 
-_CHECKED: dict[type, tuple[str, int, Callable[[bytes], Any]]] = {
-    cls: (tag, cls.schema_version, msgspec.json.Decoder(cls).decode)
-    for tag, cls in EVENT_TYPES.items()
+_KINDS: dict[type, tuple[str, int]] = {
+    cls: (tag, cls.schema_version) for tag, cls in EVENT_TYPES.items()
 }
-"""Per event class: its tag, schema version and validating decoder, looked up once per event
-(encode_checked's checks, without its calls; a test checks they agree)."""
+"""Per event class: its tag and schema version (encode_checked's lookups, without its calls; a
+test checks they agree)."""
+_CHECK_ALL = msgspec.json.Decoder(list[Event])
+"""Decodes a JSON array of payloads as the events their tags name: one call checks a batch
+(Event is the union of every EVENT_TYPES class; a test checks that _KINDS covers them all)."""
 
 
 def encode_events(items: Sequence[NewEvent | Event]) -> list[Encoded]:
-    """Encode and check events before anything is written: each payload is decoded back as its
-    type, the check encode_checked makes (a Struct does not validate its fields on construction,
-    so an int in a str field would encode fine and then fail every read).
+    """Encode and check events before anything is written: the payloads are decoded back as
+    their types, the check encode_checked makes (a Struct does not validate its fields on
+    construction, so an int in a str field would encode fine and then fail every read). One
+    decode of the batch as a JSON array does it: each element is decoded by the class its tag
+    names, which is the class that encoded it.
 
     Raises:
         InvalidEvent: an event does not match its type.
     """
     out: list[Encoded] = []
     append = out.append
-    checked = _CHECKED.get
+    kinds = _KINDS.get
     encode = _ENCODER.encode
+    checked = []
     for item in items:
         if isinstance(item, NewEvent):
             event_id, data = item.event_id, item.data
         else:
             event_id, data = new_event_id(), item
-        kind = checked(type(data))
+        kind = kinds(type(data))
         if kind is None:
             append((event_id, *encode_checked(data)))
             continue
-        tag, schema_version, decode = kind
         payload = encode(data)
-        try:
-            decode(payload)
-        except msgspec.ValidationError:
-            encode_checked(data)  # raises the InvalidEvent naming the field
-            raise AssertionError("unreachable") from None  # pragma: no cover
-        append((event_id, tag, schema_version, payload))
+        checked.append(payload)
+        append((event_id, kind[0], kind[1], payload))
+    try:
+        _CHECK_ALL.decode(b"[%b]" % b",".join(checked))
+    except msgspec.ValidationError:
+        for item in items:  # raises the InvalidEvent naming the event's type and field
+            encode_checked(item.data if isinstance(item, NewEvent) else item)
+        raise AssertionError("unreachable") from None  # pragma: no cover
     return out
 
 

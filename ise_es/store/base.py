@@ -47,15 +47,19 @@ def new_event_id() -> str:
     never repeats; across processes two ids collide only if their random salts differ by less
     than the number of ids made (and the milliseconds match). Salt plus counter instead of
     fresh random bits per id: an os.urandom call per id costs as much as the rest of the id
-    together; %-formatting one 128-bit integer costs half of the equivalent f-string with
-    format specs, and 15% less than formatting its three fields.
+    together; the 128-bit integer's 16 bytes in hex cost a quarter less than %-formatting it,
+    which costs half of the equivalent f-string with format specs.
     """
     n = next(_id_sequence)
-    return "%032x" % (
-        time.time_ns() // 1_000_000 << 80
-        | (n & 0xFFF) << 64
-        | (_id_salt + n) & 0x3FFF_FFFF_FFFF_FFFF
-        | _UUID7_BITS
+    return (
+        (
+            time.time_ns() // 1_000_000 << 80
+            | (n & 0xFFF) << 64
+            | (_id_salt + n) & 0x3FFF_FFFF_FFFF_FFFF
+            | _UUID7_BITS
+        )
+        .to_bytes(16)
+        .hex()
     )
 
 

@@ -6,13 +6,22 @@ import itertools
 import multiprocessing as mp
 import threading
 import time
+import typing
 import uuid
 
 import psycopg
 import pytest
 
 from ise_es.errors import InvalidEvent, StoreUnavailable
-from ise_es.events import ModelCall, SessionEnded, ToolCallFinished, Usage, UserTurn, encode_payload
+from ise_es.events import (
+    Event,
+    ModelCall,
+    SessionEnded,
+    ToolCallFinished,
+    Usage,
+    UserTurn,
+    encode_payload,
+)
 from ise_es.store.base import NewEvent, StoredEvent, new_event_id
 from ise_es.store.sql import SqlEventStore, chain_hash, encode_events, open_store
 
@@ -199,11 +208,10 @@ def test_encode_events_agrees_with_encode_checked_for_every_event_type() -> None
     """encode_events inlines encode_checked with a per-class table; every event class must be
     in it with its own tag, schema version and validating decoder."""
     from ise_es.events import EVENT_TYPES, encode_checked
-    from ise_es.store.appends import _CHECKED
+    from ise_es.store.appends import _KINDS
 
-    assert {cls: kind[:2] for cls, kind in _CHECKED.items()} == {
-        cls: (tag, cls.schema_version) for tag, cls in EVENT_TYPES.items()
-    }
+    assert {cls: (tag, cls.schema_version) for tag, cls in EVENT_TYPES.items()} == _KINDS
+    assert set(typing.get_args(Event)) == set(EVENT_TYPES.values())
     sample = [UserTurn(turn=1, text="a"), SessionEnded(status="completed")]
     got = encode_events([NewEvent(sample[0], event_id="e1"), sample[1]])
     assert [g[1:] for g in got] == [encode_checked(e) for e in sample]
