@@ -7,10 +7,11 @@ It records a six-session store first, with the shipped scenarios through the CLI
 (`ise-es db upgrade`, `ise-es record --scenario shipped`), then times each command
 as a fresh process through the installed `ise-es` entry point (what a user's shell runs):
 `ise-es --help`, `ise-es sessions list` and `ise-es sessions show PREFIX` on that store,
-`ise-es intents space --personas 1000`, and `python -c pass` as the floor. Medians of --runs runs, interleaved so that a burst of load
-from elsewhere on the machine hits every command alike; wall time and the CPU time the process
-itself used (which moves less when other work shares the CPUs). `--compare DIR` times another
-checkout the same way in the same run (before/after figures).
+`ise-es intents space --personas 1000`, and `python -c pass` as the floor. Medians of --runs
+runs, interleaved so that a burst of load from elsewhere on the machine hits every command
+alike; wall time and the CPU time the process itself used (which moves less when other work
+shares the CPUs). `--compare DIR` times another checkout the same way in the same run
+(before/after figures).
 
 Targets (issue 10): `sessions list` on a small SQLite store <= 0.35 s, `--help` <= 0.15 s.
 A benchmark, not a test: the figures depend on the machine and on what else runs on it (the
