@@ -207,7 +207,9 @@ class OnePass:
                 if len(self._ready) >= FLUSH_SESSIONS or buffered > self.max_buffered:
                     self._flush(last)
             self._flush(last)
-        gc.collect()
+        # No gc.collect() here: what the pass allocated is all in the youngest generation and
+        # goes in the collector's next young collection, while a full collection costs 0.1-0.5 s
+        # in a process that holds many objects (the viewer's periodic index pass, the tests).
         elapsed = time.perf_counter() - started
         for c in self.consumers:
             c.seconds = elapsed
