@@ -56,13 +56,16 @@ def sandbox_option(name: str, *, default: str | None, help: str | None = None) -
     )
 
 
-def workers_option(*, default: int, maximum: int, help: str | None = None) -> Callable[[F], F]:
-    """`--workers N`: how many things (sessions, renders) a command runs at once."""
+def workers_option(
+    *, default: int | None, maximum: int, help: str | None = None
+) -> Callable[[F], F]:
+    """`--workers N`: how many things (sessions, renders, processes) a command runs at once
+    (a default of None: the command decides, and its help says how)."""
     return click.option(
         "--workers",
         type=click.IntRange(1, maximum),
         default=default,
-        show_default=True,
+        show_default=default is not None,
         help=help,
     )
 

@@ -40,7 +40,7 @@ import msgspec
 
 from ise_es.errors import ConfigError
 from ise_es.events import ModelCall, SessionStarted, ToolCallFinished, UserTurn
-from ise_es.projections.export import STATUSES, gather_sessions
+from ise_es.projections.export import STATUSES
 from ise_es.projections.folder import (
     MANIFEST,
     current_manifest,
@@ -48,6 +48,7 @@ from ise_es.projections.folder import (
     ise_es_version,
     staged_folder,
 )
+from ise_es.projections.gather import gather_sessions
 from ise_es.projections.session import AgentStep, SessionView, function_schemas
 from ise_es.store.base import EventStore, StoredEvent
 

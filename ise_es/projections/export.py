@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import shutil
 import tempfile
 import time
 from collections import Counter
@@ -32,29 +33,27 @@ import msgspec
 import sqlalchemy as sa
 
 from ise_es.errors import ConfigError, OutputError
-from ise_es.events import SessionEnded
 from ise_es.outputs import STDOUT, PendingOutput, atomic_output, check_output_path, is_stdout
 from ise_es.projections.audit import audit_session, load_lexicon
 from ise_es.projections.formats import Excluded, RenderOptions, Unrepresentable, render
 from ise_es.projections.onepass import OnePass
 from ise_es.projections.session import (
     CONVERSATION_TYPES,
-    SESSION_EVENT_TYPES,
     SessionView,
-    fold_session,
 )
 from ise_es.projections.tables import export_manifests
-from ise_es.store.base import EventStore, StoredEvent
+from ise_es.store.base import EventStore
 
 __all__ = [
     "ExportOptions",
     "ExportReport",
+    "ExportShare",
+    "Exporter",
     "OutputFile",
     "Selection",
     "SessionSource",
     "export_sft",
     "export_types",
-    "gather_sessions",
     "parse_split",
     "split_of",
     "split_paths",
@@ -301,15 +300,33 @@ class Selection:
         return split_of(session_id, self.options.seed, split) if split else None
 
 
-class _Exporter:
-    """Renders ended sessions into the spool as they arrive; see the module docstring."""
+class ExportShare(msgspec.Struct, kw_only=True):
+    """What an exporter in another process spooled (a pass split by stream: parts.py)."""
 
-    def __init__(self, options: ExportOptions, spool: BinaryIO) -> None:
+    spool: str
+    """The file its lines are in, in arrival order."""
+    index: list[_Entry]
+    considered: int
+    skipped: dict[str, int]
+
+
+class Exporter:
+    """Renders ended sessions into the spool as they arrive; see the module docstring.
+
+    `spool_dir` is where the spool is (None: the temp directory): the spools of a split
+    pass's other processes go there too."""
+
+    def __init__(self, options: ExportOptions, spool: BinaryIO, spool_dir: str | None) -> None:
         self.selection = Selection(options)
         self.spool = spool
+        self.spool_dir = spool_dir
         self.encoder = msgspec.json.Encoder()
         self.index: list[_Entry] = []
         self.offset = 0
+
+    @property
+    def options(self) -> ExportOptions:
+        return self.selection.options
 
     @property
     def considered(self) -> int:
@@ -329,57 +346,32 @@ class _Exporter:
         self.index.append(_Entry(view.session_id, split, self.offset, len(chunk), len(samples)))
         self.offset += len(chunk)
 
+    def share(self, spool: str) -> ExportShare:
+        """This exporter's work for another process's `absorb` (its spool is file `spool`)."""
+        self.spool.flush()
+        return ExportShare(
+            spool=spool,
+            index=self.index,
+            considered=self.considered,
+            skipped=dict(self.skipped),
+        )
 
-def gather_sessions(
-    store: EventStore,
-    on_session: Callable[[SessionView, list[StoredEvent]], None],
-    *,
-    types: tuple[str, ...] = SESSION_EVENT_TYPES,
-    on_other: Callable[[StoredEvent], None] | None = None,
-    max_buffered: int = 500_000,
-    progress: Callable[[int], None] | None = None,
-) -> int:
-    """One catch-up read of the log: each session is folded and handed to `on_session`
-    (with its events) when its SessionEnded arrives; events of other streams (when `types`
-    asks for them) go to `on_other`. Returns the last position read."""
-    buffers: dict[str, list[StoredEvent]] = {}
-    dropped: set[str] = set()
-    buffered = last = n = 0
-    for stored in store.iter_all(0, batch=5000, types=types):
-        last = stored.position
-        n += 1
-        stream_id = stored.stream_id
-        if not stream_id.startswith("session-"):
-            if on_other is not None:
-                on_other(stored)
-            continue
-        if stream_id in dropped:
-            events = None
-        else:
-            events = buffers.setdefault(stream_id, [])
-            events.append(stored)
-            buffered += 1
-        if isinstance(stored.data, SessionEnded):
-            if events is None:
-                dropped.discard(stream_id)
-                events = [e for e in store.read_stream(stream_id) if e.type in types]
-            else:
-                buffered -= len(buffers.pop(stream_id))
-            on_session(fold_session(events, stream_id), events)
-        elif buffered > max_buffered:
-            # Too many sessions open at once: forget them, re-read each when it ends.
-            dropped.update(buffers)
-            buffers.clear()
-            buffered = 0
-        if progress is not None and n % 100_000 == 0:
-            progress(n)
-    return last
+    def absorb(self, share: ExportShare) -> None:
+        """Append another exporter's spooled lines and index to this one's."""
+        with open(share.spool, "rb") as lines:
+            shutil.copyfileobj(lines, self.spool, 1 << 20)
+        for entry in share.index:
+            entry.offset += self.offset
+        self.index.extend(share.index)
+        self.offset += sum(e.length for e in share.index)
+        self.selection.considered += share.considered
+        self.selection.skipped.update(share.skipped)
 
 
-SessionSource = Callable[[Callable[[SessionView], None], tuple[str, ...]], int]
+SessionSource = Callable[["Exporter", tuple[str, ...]], int]
 """A read of the log that hands every ended session, folded from (at least) the given event
-types, to the callback and returns the last position read (`project all` shares one read
-among export, audit and stats: onepass.py)."""
+types, to the exporter and returns the last position read (`project all` shares one read
+among export, audit and stats: onepass.py, split among processes: parts.py)."""
 
 MIDDLE_TYPES = (*CONVERSATION_TYPES, "model_call", "fs_diff")
 """The middle format also carries each agent step's model call and each call's file changes."""
@@ -395,7 +387,7 @@ def export_types(options: ExportOptions) -> tuple[str, ...]:
 
 def _gather(
     store: EventStore,
-    exporter: _Exporter,
+    exporter: Exporter,
     max_buffered: int,
     progress: Callable[[int], None] | None,
     sessions: SessionSource | None = None,
@@ -403,12 +395,12 @@ def _gather(
     """Feed every ended session to the exporter; return the last position read."""
     types = export_types(exporter.selection.options)
     if sessions is not None:
-        return sessions(exporter.session, types)
+        return sessions(exporter, types)
     one = OnePass(store, [], max_buffered=max_buffered, progress=progress)
     return one.run(exporter.session, export_types=types)
 
 
-def _copy_sorted(exporter: _Exporter, spool: BinaryIO, split: str | None, out: BinaryIO) -> int:
+def _copy_sorted(exporter: Exporter, spool: BinaryIO, split: str | None, out: BinaryIO) -> int:
     """Copy one split's lines from the spool in session-id order; return its sample count."""
     spool.flush()
     exporter.index.sort(key=lambda e: e.session_id)
@@ -437,7 +429,7 @@ def _export_to_stdout(
             "--split writes one file per split (OUT.train.jsonl, ...): give -o FILE, not -o -"
         )
     with tempfile.TemporaryFile(prefix="ise-es-sft.spool.") as spool:
-        exporter = _Exporter(options, spool)
+        exporter = Exporter(options, spool, None)
         _gather(store, exporter, max_buffered, progress, sessions)
         with atomic_output(STDOUT) as stdout:
             samples = _copy_sorted(exporter, spool, None, stdout)
@@ -477,7 +469,7 @@ def _write_files(
     max_buffered: int,
     progress: Callable[[int], None] | None,
     sessions: SessionSource | None,
-) -> tuple[_Exporter, Counter[str | None], int]:
+) -> tuple[Exporter, Counter[str | None], int]:
     """Spool every kept session, then copy each split's lines into its file in session-id
     order; the files are renamed into place only once all of them are complete (a failure
     leaves every old file in place). Returns the exporter, samples per file and the position
@@ -491,7 +483,7 @@ def _write_files(
         spool_dir = pending[names[0]].target.parent
         prefix = f".{targets[names[0]].name}.spool."
         with tempfile.TemporaryFile(dir=spool_dir, prefix=prefix) as spool:
-            exporter = _Exporter(options, spool)
+            exporter = Exporter(options, spool, str(spool_dir))
             position = _gather(store, exporter, max_buffered, progress, sessions)
             for name in names:
                 counts[name] = _copy_sorted(exporter, spool, name, pending[name].file)

@@ -7,7 +7,7 @@
 
 Which sessions and how each becomes samples is `project sft-jsonl`'s selection
 (`export.Selection`, same options), in the same single catch-up read
-(`export.gather_sessions`). Each kept session's rows (`hfrows`) are appended as JSON lines to a
+(`gather.gather_sessions`). Each kept session's rows (`hfrows`) are appended as JSON lines to a
 spool file and indexed. At the end the index is sorted by session id (in Python, so both
 databases give the same files), cut into row groups of at most `group_rows` rows and about
 `group_bytes` bytes, each parsed by pyarrow's JSON reader against the declared schema and
@@ -45,7 +45,6 @@ from ise_es.projections.export import (
     STATUSES,
     ExportOptions,
     Selection,
-    gather_sessions,
     with_superseded,
 )
 from ise_es.projections.folder import (
@@ -56,6 +55,7 @@ from ise_es.projections.folder import (
     ise_es_version,
     staged_folder,
 )
+from ise_es.projections.gather import gather_sessions
 from ise_es.projections.hfrows import arrow_schema, row_from_sample
 from ise_es.projections.readmodel import (
     AuditModel,

@@ -36,6 +36,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import partial
 from typing import Protocol
 
 import sqlalchemy as sa
@@ -50,6 +51,7 @@ __all__ = [
     "FLUSH_SESSIONS",
     "CatchUpResult",
     "OnePass",
+    "PartCounts",
     "ReadModel",
     "SessionSink",
     "replay_source",
@@ -79,6 +81,16 @@ class ReadModel(Protocol):
     def write_sessions(self, conn: sa.Connection, views: list[SessionView]) -> None: ...
 
     def write_replays(self, conn: sa.Connection, replays: list[ReplaySummary]) -> None: ...
+
+
+@dataclass(slots=True)
+class PartCounts:
+    """What one part of a pass split by stream (parts.py) read and wrote."""
+
+    events: int
+    sessions: dict[str, int]
+    """Sessions written per read model (by checkpoint name)."""
+    replays: dict[str, int]
 
 
 @dataclass(slots=True)
@@ -173,6 +185,10 @@ class OnePass:
             _Consumer(m, *start_checkpoint(store, m, rebuild=rebuild)) for m in models
         ]
         self.events_read = 0
+        self.parts = 1
+        """Processes the read was split among (parts.py)."""
+        self._part: tuple[int, int] | None = None
+        self._until: int | None = None
         self._buffers: dict[str, list[Payload]] = {}
         self._ready: list[SessionView] = []
         self._replays: list[tuple[int, ReplaySummary]] = []
@@ -185,18 +201,28 @@ class OnePass:
             wanted.update(c.model.types)
         return tuple(sorted(wanted))
 
+    def start(self, *, export: bool) -> int:
+        """The position the pass reads after: the lowest checkpoint, 0 with an export."""
+        return 0 if export or not self.consumers else self._lowest()
+
     def run(
         self,
         export: SessionSink | None = None,
         *,
         export_types: Iterable[str] = SESSION_EVENT_TYPES,
+        part: tuple[int, int] | None = None,
+        until: int | None = None,
     ) -> int:
-        """Read the log once from the lowest checkpoint (0 with an export); returns the last
-        position read. `export_types` are the event types the export's sessions need. Results
-        per model are in `results()`."""
+        """Read the log once from `start()`; returns the last position read. `export_types`
+        are the event types the export's sessions need. Results per model are in `results()`.
+
+        With `part` = (index, count), only that share of the streams is read, up to `until`,
+        and the models' rows are written with their checkpoints left where they were: the
+        pass's other parts are not done yet, so `advance` moves them once they all are."""
         started = time.perf_counter()
+        self._part, self._until = part, until
         types = self.types(export_types if export is not None else None)
-        last = 0 if export is not None or not self.consumers else self._lowest()
+        last = self.start(export=export is not None)
         with _gc_paused():
             for page in self._pages(last, types):
                 last = page[-1][0]
@@ -220,13 +246,14 @@ class OnePass:
         before it is folded: the database's share of a read runs without the GIL (sqlite3
         steps, psycopg waits), so on a second core it overlaps the folding."""
         with ThreadPoolExecutor(1, thread_name_prefix="ise-es-read") as reader:
-            pending = reader.submit(self.store.read_payloads, after, PAGE, types=types)
+            read = partial(
+                self.store.read_payloads, types=types, until=self._until, part=self._part
+            )
+            pending = reader.submit(read, after, PAGE)
             while True:
                 page = pending.result()
                 if len(page) == PAGE:
-                    pending = reader.submit(
-                        self.store.read_payloads, page[-1][0], PAGE, types=types
-                    )
+                    pending = reader.submit(read, page[-1][0], PAGE)
                 if page:
                     yield page
                 if len(page) < PAGE:
@@ -303,15 +330,41 @@ class OnePass:
         last: int,
     ) -> None:
         """Each model's share of the batch and its new checkpoint, in one transaction."""
+        held = self._part is not None
         for c in self.consumers:
             if last <= c.position and not views:
                 continue
             mine = [v for v in views if v.last_position > c.position]
             theirs = [r for position, r in replays if position > c.position]
-            write_batch(self.store, c.model, mine, theirs, max(last, c.position))
+            checkpoint = c.position if held else max(last, c.position)
+            write_batch(self.store, c.model, mine, theirs, checkpoint)
             c.sessions += len(mine)
             c.replays += len(theirs) if "replay_ended" in c.model.types else 0
-            c.position = max(c.position, last)
+            c.position = checkpoint
+
+    def counts(self) -> PartCounts:
+        return PartCounts(
+            events=self.events_read,
+            sessions={c.model.name: c.sessions for c in self.consumers},
+            replays={c.model.name: c.replays for c in self.consumers},
+        )
+
+    def advance(self, position: int, parts: Iterable[PartCounts], seconds: float) -> None:
+        """Once every part of a split pass is done: each model's checkpoint to `position` (the
+        parts' `until`), and the other parts' counts added to this one's."""
+        for counts in parts:
+            self.parts += 1
+            self.events_read += counts.events
+            for c in self.consumers:
+                c.sessions += counts.sessions.get(c.model.name, 0)
+                c.replays += counts.replays.get(c.model.name, 0)
+        for c in self.consumers:
+            # Every checkpoint was read before the pass fixed `position`, the end of the log
+            # then: in catch-up order it is never behind one (on PostgreSQL that order is not
+            # the positions' numeric order, so no max() here).
+            self.store.write_projection(c.model.name, position)
+            c.position = position
+            c.seconds = seconds
 
     def results(self) -> list[CatchUpResult]:
         return [

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
@@ -26,6 +26,9 @@ from ise_es.projections.readmodel import (
 )
 from ise_es.projections.stats import CorpusStats, corpus_stats
 from ise_es.store.base import EventStore
+
+if TYPE_CHECKING:
+    from ise_es.projections.parts import StoreOpener
 
 __all__ = [
     "AllRun",
@@ -95,6 +98,8 @@ class AllRun(msgspec.Struct, kw_only=True):
     stats: StatsRun | None = None
     events_read: int = 0
     """Events the shared read decoded (0 when everything was up to date)."""
+    parts: int = 1
+    """Processes the read was split among."""
     seconds: float = 0.0
 
 
@@ -112,15 +117,21 @@ def run_all(
     audit_status: str = "any",
     stats_status: str = "completed",
     rebuild: bool = False,
+    workers: int | None = None,
+    opener: StoreOpener | None = None,
 ) -> AllRun:
-    """Export, audit and stats (any of them) fed by one read of the log (onepass.py).
+    """Export, audit and stats (any of them) fed by one read of the log (onepass.py), split
+    by stream among `workers` processes on a large log (parts.py; None: one per core), each
+    opening the store with `opener` (none: one process).
 
     Raises:
         ConfigError: the export is asked for without an output file or its options.
     """
     import time
 
-    from ise_es.projections.onepass import OnePass, SessionSink
+    from ise_es.projections.export import Exporter
+    from ise_es.projections.onepass import OnePass
+    from ise_es.projections.parts import run_pass
 
     started = time.perf_counter()
     wanted = set(projections)
@@ -131,22 +142,23 @@ def run_all(
     one = OnePass(store, models, rebuild=rebuild)
     ran = False
 
-    def shared(sink: SessionSink, types: tuple[str, ...]) -> int:
+    def shared(exporter: Exporter, types: tuple[str, ...]) -> int:
         nonlocal ran
         ran = True
-        return one.run(sink, export_types=types)
+        return run_pass(one, exporter, export_types=types, workers=workers, opener=opener)
 
     if "export" in wanted:
         if output is None or options is None:
             raise ConfigError("the export needs an output file (-o) and its options")
         result.export = export_sft(store, output, options, force=force, sessions=shared)
     if not ran:  # no export, or its files were up to date: the models still catch up
-        one.run()
+        run_pass(one, workers=workers, opener=opener)
     caught = dict(zip([m.name for m in models], one.results(), strict=True))
     if audit_model is not None:
         result.audit = _audit_run(store, audit_status, caught[audit_model.name])
     if stats_model is not None:
         result.stats = _stats_run(store, stats_status, caught[stats_model.name])
     result.events_read = one.events_read
+    result.parts = one.parts
     result.seconds = time.perf_counter() - started
     return result

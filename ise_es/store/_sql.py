@@ -57,6 +57,7 @@ class DialectSql:
         # Filled in by the subclasses.
         self.insert_head = ""
         self.next_stream_no = ""
+        self.last_position = ""  # the last event the catch-up order returns now
         self.update_head = ""
         self.insert_blob = ""
         self.insert_blobs = ""
@@ -80,8 +81,17 @@ class DialectSql:
         raise NotImplementedError
 
     def catch_up(
-        self, after_position: int, limit: int, types: Sequence[str] | None
+        self,
+        after_position: int,
+        limit: int,
+        types: Sequence[str] | None,
+        *,
+        until: int | None = None,
+        part: tuple[int, int] | None = None,
     ) -> tuple[str, tuple[Any, ...]]:
+        """A page of the log in catch-up order after `after_position`, up to `until` (an
+        event's position, included) and only the streams of `part` (index, count): those
+        whose number modulo count is index."""
         raise NotImplementedError
 
 
@@ -94,6 +104,7 @@ class _Sqlite(DialectSql):
         )
         # Under the write lock (BEGIN IMMEDIATE), so no other writer takes the same number.
         self.next_stream_no = "SELECT coalesce(max(stream_no), 0) + 1 FROM streams"
+        self.last_position = "SELECT coalesce(max(position), 0) FROM events"
         self.update_head = (
             "UPDATE streams SET version = ?, head_hash = ?, updated_at = ? "
             "WHERE stream_id = ? AND version = ? AND head_hash = ?"
@@ -110,15 +121,29 @@ class _Sqlite(DialectSql):
         return tuple(ids)
 
     def catch_up(
-        self, after_position: int, limit: int, types: Sequence[str] | None
+        self,
+        after_position: int,
+        limit: int,
+        types: Sequence[str] | None,
+        *,
+        until: int | None = None,
+        part: tuple[int, int] | None = None,
     ) -> tuple[str, tuple[Any, ...]]:
         # One writer at a time, rowids assigned under the write lock: position order is commit
         # order (sql.py).
         where = "position > ?"
+        params: list[Any] = [after_position]
+        if until is not None:
+            where += " AND position <= ?"
+            params.append(until)
         if types:
             where += f" AND type IN ({', '.join('?' * len(types))})"
+            params.extend(types)
+        if part is not None:
+            where += " AND stream_no % ? = ?"
+            params.extend((part[1], part[0]))
         statement = f"SELECT {EVENT_COLUMNS} FROM events WHERE {where} ORDER BY position LIMIT ?"
-        return statement, (after_position, *(types or ()), limit)
+        return statement, (*params, limit)
 
 
 # The append in one statement. The arrays go in binary (%b): the text format would escape
@@ -200,18 +225,10 @@ class _Postgres(DialectSql):
             for with_blobs in (True, False)
         }
         horizon = "txid < pg_snapshot_xmin(pg_current_snapshot())"
-        # A checkpoint is the position of an event already read; its txid completes the cursor.
-        cursor = "(txid, position) > ((SELECT txid FROM events WHERE position = %s), %s)"
-        self._catch_up = {
-            (with_cursor, with_types): (
-                f"SELECT {EVENT_COLUMNS} FROM events WHERE {horizon}"
-                + (f" AND {cursor}" if with_cursor else "")
-                + (" AND type = ANY(%s::text[])" if with_types else "")
-                + " ORDER BY txid, position LIMIT %s"
-            )
-            for with_cursor in (True, False)
-            for with_types in (True, False)
-        }
+        self._horizon = horizon
+        self.last_position = (
+            f"SELECT position FROM events WHERE {horizon} ORDER BY txid DESC, position DESC LIMIT 1"
+        )
 
     def select_ids_in_stream(self, n: int) -> str:
         return f"{self.select_ids_in_stream_prefix} = ANY(%s::text[])"
@@ -220,12 +237,34 @@ class _Postgres(DialectSql):
         return (ids,)
 
     def catch_up(
-        self, after_position: int, limit: int, types: Sequence[str] | None
+        self,
+        after_position: int,
+        limit: int,
+        types: Sequence[str] | None,
+        *,
+        until: int | None = None,
+        part: tuple[int, int] | None = None,
     ) -> tuple[str, tuple[Any, ...]]:
-        statement = self._catch_up[(after_position > 0, bool(types))]
-        params: tuple[Any, ...] = (after_position, after_position) if after_position > 0 else ()
+        # A position (a checkpoint, `until`) is that of an event already read, or about to be:
+        # its txid completes the (txid, position) cursor of the catch-up order.
+        where = [self._horizon]
+        params: list[Any] = []
+        if after_position > 0:
+            where.append("(txid, position) > ((SELECT txid FROM events WHERE position = %s), %s)")
+            params += (after_position, after_position)
+        if until is not None:
+            where.append("(txid, position) <= ((SELECT txid FROM events WHERE position = %s), %s)")
+            params += (until, until)
         if types:
-            params += (list(types),)
+            where.append("type = ANY(%s::text[])")
+            params.append(list(types))
+        if part is not None:
+            where.append("stream_no %% %s = %s")  # %% is the modulo operator here
+            params += (part[1], part[0])
+        statement = (
+            f"SELECT {EVENT_COLUMNS} FROM events WHERE {' AND '.join(where)} "
+            "ORDER BY txid, position LIMIT %s"
+        )
         return statement, (*params, limit)
 
 

@@ -130,6 +130,9 @@ def stream_type_of(stream_id: str) -> str:
 class EventStore(Protocol):
     """The store verbs. Implementations: `ise_es.store.sql.SqlEventStore`."""
 
+    url: str
+    """What another process opens the same store with (`open_store(url)`)."""
+
     def append(
         self,
         stream_id: str,
@@ -183,9 +186,19 @@ class EventStore(Protocol):
         limit: int = 1000,
         *,
         types: Sequence[str] | None = None,
+        until: int | None = None,
+        part: tuple[int, int] | None = None,
     ) -> list[tuple[int, str, int, str, Event]]:
         """`read_all` without the envelope: (position, stream id, version, type, payload) per
-        event, same order and guarantees. Read models fold payloads and need nothing else."""
+        event, same order and guarantees. Read models fold payloads and need nothing else.
+
+        `until` stops at that event's position (a `last_position()`: the log as it was then);
+        `part` = (index, count) keeps the streams whose number modulo count is index, so
+        `count` readers share a log, each stream read whole by one of them."""
+        ...
+
+    def last_position(self) -> int:
+        """The position of the last event a catch-up read returns now (0 for an empty log)."""
         ...
 
     def streams(

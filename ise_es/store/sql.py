@@ -215,12 +215,19 @@ class SqlEventStore:
         limit: int = 1000,
         *,
         types: Sequence[str] | None = None,
+        until: int | None = None,
+        part: tuple[int, int] | None = None,
     ) -> list[projection.Payload]:
         """`read_all` without building StoredEvents (ise_es/store/projection.py)."""
         from ise_es.store import projection
 
-        statement, params = self._sql.catch_up(after_position, limit, types)
+        statement, params = self._sql.catch_up(after_position, limit, types, until=until, part=part)
         return projection.payloads(self._query(statement, params), _CURRENT_DECODERS.get)
+
+    def last_position(self) -> int:
+        """The position of the last event a catch-up read returns now (0: none)."""
+        rows = self._query(self._sql.last_position, ())
+        return int(rows[0][0]) if rows else 0
 
     def iter_all(
         self, after_position: int = 0, *, batch: int = 1000, types: Sequence[str] | None = None

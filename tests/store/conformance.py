@@ -228,6 +228,28 @@ class StoreConformance:
         assert [e.type for e in store.read_all(types=["session_ended"])] == ["session_ended"]
         assert [e.stream_id for e in store.iter_all(batch=1)] == [e.stream_id for e in everything]
 
+    def test_payload_reads_split_by_stream_and_stop_at_a_position(self, store: EventStore) -> None:
+        assert store.last_position() == 0
+        for n in range(6):
+            store.append(f"session-{n}", turns(f"{n}.1", f"{n}.2"), 0)
+        until = store.last_position()
+        assert until == store.read_all(limit=100)[-1].position
+        store.append("session-late", turns("late"), 0)  # after `until`: in no part
+        parts = [store.read_payloads(0, 100, until=until, part=(k, 3)) for k in range(3)]
+        owners: dict[str, int] = {}
+        for k, page in enumerate(parts):
+            assert [row[0] for row in page] == sorted(row[0] for row in page)
+            for _, stream_id, _, _, _ in page:
+                assert owners.setdefault(stream_id, k) == k  # each stream read by one part
+        merged = sorted(row[:4] for page in parts for row in page)
+        whole = store.read_payloads(0, 100, until=until)
+        assert merged == [row[:4] for row in whole] and len(whole) == 12
+        assert len({k for k in owners.values()}) > 1
+        assert store.read_payloads(until, 100)[0][1] == "session-late"
+        assert store.last_position() > until
+        first = store.read_payloads(0, 1, types=["user_turn"], until=until, part=(1, 3))
+        assert first == parts[1][:1]
+
     def test_streams_listing_by_prefix_and_type(self, store: EventStore) -> None:
         store.append("session-a", turns("x", "y"), 0)
         store.append("session-b", turns("x"), 0)
