@@ -27,6 +27,7 @@ __all__ = [
     "apply",
     "role_options",
     "sandbox_option",
+    "split_workers_option",
     "templates_dir_option",
     "web_options",
     "web_settings",
@@ -67,6 +68,16 @@ def workers_option(
         default=default,
         show_default=default is not None,
         help=help,
+    )
+
+
+def split_workers_option() -> Callable[[F], F]:
+    """`--workers N` of the projections that read the whole log (parts.py splits the read)."""
+    return workers_option(
+        default=None,
+        maximum=64,
+        help="Processes the read of the log is split among, by stream (default: one per core, "
+        "up to 4, when 200,000 events or more are to be read; 1: this process alone).",
     )
 
 

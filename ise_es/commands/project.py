@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from ise_es.commands.common import db_option, opened_store, reports_errors
-from ise_es.commands.options import SESSION_STATUSES, apply
+from ise_es.commands.options import SESSION_STATUSES, apply, split_workers_option
 from ise_es.commands.selection import export_options, selection_options
 
 if TYPE_CHECKING:
@@ -22,9 +22,10 @@ __all__ = ["catch_up_note", "project_group"]
 def catch_up_note(result: CatchUpResult) -> str:
     """The stderr line saying what catching a read model up took."""
     how = "rebuilt" if result.rebuilt else "incremental"
+    split = f", the read split among {result.parts} processes" if result.parts > 1 else ""
     return (
         f"read model {result.name}: {how}, {result.events} new events, {result.sessions} "
-        f"sessions refolded in {result.seconds:.2f} s"
+        f"sessions refolded in {result.seconds:.2f} s{split}"
     )
 
 
@@ -51,8 +52,11 @@ def project_group() -> None:
 )
 @apply(selection_options())
 @click.option("--force", is_flag=True, help="Write even when the files are up to date.")
+@split_workers_option()
 @reports_errors
-def project_sft_jsonl(db_url: str, output: str, force: bool, **selection: Any) -> None:
+def project_sft_jsonl(
+    db_url: str, output: str, force: bool, workers: int | None, **selection: Any
+) -> None:
     """Write trajectories as SFT JSONL, one sample per line, in session-id order.
 
     With --split, one file per split (OUT.train.jsonl, OUT.val.jsonl), assigned by session id.
@@ -63,11 +67,12 @@ def project_sft_jsonl(db_url: str, output: str, force: bool, **selection: Any) -
         ise-es project sft-jsonl -o sft.jsonl --clean --split train=0.95,val=0.05 --seed 1
         ise-es project sft-jsonl -o middle.jsonl --format middle --middle-shape legacy
     """
-    from ise_es.projections.export import export_sft
+    from ise_es.projections.run import run_export
+    from ise_es.store.sql import open_store
 
     options = export_options(selection)
     with opened_store(db_url) as store:
-        report = export_sft(store, output, options, force=force)
+        report = run_export(store, output, options, force=force, workers=workers, opener=open_store)
     err = output == "-"  # the JSONL went to stdout: the summary goes to stderr
     for f in report.files:
         label = f" ({f.split})" if f.split else ""
@@ -79,7 +84,8 @@ def project_sft_jsonl(db_url: str, output: str, force: bool, **selection: Any) -
     click.echo(
         f"{report.sessions_exported} of {report.sessions_considered} sessions exported"
         + (f"; skipped: {skipped}" if skipped else "")
-        + f" ({report.seconds:.1f} s)",
+        + f" ({report.seconds:.1f} s"
+        + (f", the read split among {report.parts} processes)" if report.parts > 1 else ")"),
         err=err,
     )
 
@@ -103,9 +109,16 @@ def project_sft_jsonl(db_url: str, output: str, force: bool, **selection: Any) -
     show_default=True,
     help="Flagged sessions to list.",
 )
+@split_workers_option()
 @reports_errors
 def project_audit(
-    db_url: str, lexicon: str | None, status: str, rebuild: bool, as_json: bool, show: int
+    db_url: str,
+    lexicon: str | None,
+    status: str,
+    rebuild: bool,
+    as_json: bool,
+    show: int,
+    workers: int | None,
 ) -> None:
     """Rule-based audits of every session (role drift, stagnation, tool-call integrity, orphans,
     empty turns, leaked reasoning, secrets), stored per session and summarised.
@@ -118,9 +131,17 @@ def project_audit(
     import msgspec
 
     from ise_es.projections.run import run_audit
+    from ise_es.store.sql import open_store
 
     with opened_store(db_url) as store:
-        run = run_audit(store, lexicon=lexicon, status=status, rebuild=rebuild)
+        run = run_audit(
+            store,
+            lexicon=lexicon,
+            status=status,
+            rebuild=rebuild,
+            workers=workers,
+            opener=open_store,
+        )
     if as_json:
         click.echo(msgspec.json.format(msgspec.json.encode(run)).decode())
         return
@@ -148,9 +169,15 @@ def project_audit(
 @click.option("--json", "as_json", is_flag=True, help="The report as JSON.")
 @click.option("--plots", "plots_dir", type=click.Path(file_okay=False), help="Write PNGs here.")
 @click.option("--rebuild", is_flag=True, help="Recompute every session from the first event.")
+@split_workers_option()
 @reports_errors
 def project_stats(
-    db_url: str, status: str, as_json: bool, plots_dir: str | None, rebuild: bool
+    db_url: str,
+    status: str,
+    as_json: bool,
+    plots_dir: str | None,
+    rebuild: bool,
+    workers: int | None,
 ) -> None:
     """Corpus statistics: the paper's Table 3, tool shares, trigrams, co-occurrence, exit
     codes, failure->recovery, tokens and the replay determinism rate.
@@ -163,9 +190,10 @@ def project_stats(
     import json
 
     from ise_es.projections.run import run_stats, stats_to_json
+    from ise_es.store.sql import open_store
 
     with opened_store(db_url) as store:
-        run = run_stats(store, status=status, rebuild=rebuild)
+        run = run_stats(store, status=status, rebuild=rebuild, workers=workers, opener=open_store)
     written = []
     if plots_dir:
         from ise_es.projections.plots import write_plots

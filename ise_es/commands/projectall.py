@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from ise_es.commands.common import db_option, opened_store, reports_errors
-from ise_es.commands.options import apply, workers_option
+from ise_es.commands.options import apply, split_workers_option
 from ise_es.commands.selection import export_options, selection_options
 
 if TYPE_CHECKING:
@@ -53,12 +53,7 @@ def _note(result: Any) -> str:
 @apply(selection_options())
 @click.option("--force", is_flag=True, help="Write the export even when it is up to date.")
 @click.option("--rebuild", is_flag=True, help="Recompute the read models from the first event.")
-@workers_option(
-    default=None,
-    maximum=64,
-    help="Processes the read is split among, by stream (default: one per core, up to 4, when "
-    "200,000 events or more are to be read; 1 reads in this process alone).",
-)
+@split_workers_option()
 @reports_errors
 def project_all(
     db_url: str,

@@ -91,6 +91,8 @@ class ExportReport(msgspec.Struct, kw_only=True):
     skipped: dict[str, int] = {}
     up_to_date: bool = False
     seconds: float = 0.0
+    parts: int = 1
+    """Processes the read was split among (parts.py)."""
 
     @property
     def bytes(self) -> int:

@@ -104,6 +104,8 @@ class CatchUpResult:
     replays: int
     position: int
     seconds: float
+    parts: int = 1
+    """Processes the read was split among (parts.py)."""
 
 
 def start_checkpoint(store: EventStore, model: ReadModel, *, rebuild: bool) -> tuple[int, bool]:
@@ -376,6 +378,7 @@ class OnePass:
                 replays=c.replays,
                 position=c.position,
                 seconds=c.seconds,
+                parts=self.parts,
             )
             for c in self.consumers
         ]

@@ -19,7 +19,6 @@ from ise_es.projections.readmodel import (
     AuditModel,
     CatchUpResult,
     StatsModel,
-    catch_up,
     load_audits,
     load_replays,
     load_summaries,
@@ -28,6 +27,7 @@ from ise_es.projections.stats import CorpusStats, corpus_stats
 from ise_es.store.base import EventStore
 
 if TYPE_CHECKING:
+    from ise_es.projections.onepass import ReadModel
     from ise_es.projections.parts import StoreOpener
 
 __all__ = [
@@ -36,6 +36,7 @@ __all__ = [
     "StatsRun",
     "run_all",
     "run_audit",
+    "run_export",
     "run_stats",
     "stats_to_json",
 ]
@@ -52,9 +53,57 @@ class AuditRun(msgspec.Struct, kw_only=True):
     catch_up: CatchUpResult
 
 
-def run_stats(store: EventStore, *, status: str = "completed", rebuild: bool = False) -> StatsRun:
-    """`project stats`: the stats read model caught up, then the corpus statistics of it."""
-    return _stats_run(store, status, catch_up(store, StatsModel(), rebuild=rebuild))
+def run_stats(
+    store: EventStore,
+    *,
+    status: str = "completed",
+    rebuild: bool = False,
+    workers: int | None = None,
+    opener: StoreOpener | None = None,
+) -> StatsRun:
+    """`project stats`: the stats read model caught up, then the corpus statistics of it.
+    `workers` and `opener` split the read as `run_all` does."""
+    return _stats_run(store, status, _caught(store, StatsModel(), rebuild, workers, opener))
+
+
+def _caught(
+    store: EventStore,
+    model: ReadModel,
+    rebuild: bool,
+    workers: int | None,
+    opener: StoreOpener | None,
+) -> CatchUpResult:
+    """`readmodel.catch_up`, the read split among processes on a large log (parts.py)."""
+    from ise_es.projections.onepass import OnePass
+    from ise_es.projections.parts import run_pass
+
+    one = OnePass(store, [model], rebuild=rebuild)
+    run_pass(one, workers=workers, opener=opener)
+    return one.results()[0]
+
+
+def run_export(
+    store: EventStore,
+    output: str | Path,
+    options: ExportOptions,
+    *,
+    force: bool = False,
+    workers: int | None = None,
+    opener: StoreOpener | None = None,
+) -> ExportReport:
+    """`project sft-jsonl`: `export_sft`, its read split as `run_all` does."""
+    from ise_es.projections.export import Exporter
+    from ise_es.projections.onepass import OnePass
+    from ise_es.projections.parts import run_pass
+
+    one = OnePass(store, [])
+
+    def split(exporter: Exporter, types: tuple[str, ...]) -> int:
+        return run_pass(one, exporter, export_types=types, workers=workers, opener=opener)
+
+    report = export_sft(store, output, options, force=force, sessions=split)
+    report.parts = one.parts
+    return report
 
 
 def _stats_run(store: EventStore, status: str, caught: CatchUpResult) -> StatsRun:
@@ -77,10 +126,13 @@ def run_audit(
     lexicon: str | Path | None = None,
     status: str = "any",
     rebuild: bool = False,
+    workers: int | None = None,
+    opener: StoreOpener | None = None,
 ) -> AuditRun:
-    """`project audit`: the audit read model caught up, its findings read and summarised."""
+    """`project audit`: the audit read model caught up, its findings read and summarised.
+    `workers` and `opener` split the read as `run_all` does."""
     model = AuditModel(load_lexicon(lexicon))
-    return _audit_run(store, status, catch_up(store, model, rebuild=rebuild))
+    return _audit_run(store, status, _caught(store, model, rebuild, workers, opener))
 
 
 def _audit_run(store: EventStore, status: str, caught: CatchUpResult) -> AuditRun:

@@ -147,3 +147,30 @@ def test_workers_without_a_store_opener_is_an_error(store: SqlEventStore) -> Non
         run_all(store, projections=["stats"], workers=2)
     # Left to decide, a small log (or no opener) stays in this process.
     assert run_all(store, projections=["stats"], opener=open_store).parts == 1
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["sft-jsonl", "-o", "{out}", "--force"],
+        ["audit", "--rebuild", "--show", "50"],
+        ["stats", "--rebuild", "--status", "any"],
+    ],
+    ids=["sft-jsonl", "audit", "stats"],
+)
+def test_each_projection_splits_its_read_alike(
+    db_url: str, store: SqlEventStore, tmp_path: Path, command: list[str]
+) -> None:
+    corpus(store)
+    printed, written = [], []
+    for workers in ("1", "3"):
+        out = tmp_path / f"w{workers}.jsonl"
+        args = ["project", *(a.format(out=out) for a in command), "--db", db_url]
+        result = CliRunner().invoke(main, [*args, "--workers", workers])
+        assert result.exit_code == 0, result.output
+        printed.append(result.stdout.replace(str(out), "OUT").rsplit(" (", 1)[0])
+        written.append(out.read_bytes() if out.exists() else b"")
+        split = "the read split among 3 processes" in result.output
+        assert split == (workers == "3"), result.output
+    assert printed[0] == printed[1] and printed[0]
+    assert written[0] == written[1]
