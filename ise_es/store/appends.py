@@ -30,7 +30,6 @@ import contextlib
 import hashlib
 import sqlite3
 import threading
-from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -52,6 +51,7 @@ _ENCODER = msgspec.json.Encoder()
 Head = tuple[int, str, int]
 """(version, head hash, stream number) of a stream; the number is 0 for a stream not created
 yet, and on PostgreSQL, whose append statement looks it up itself."""
+_NEW_HEAD: Head = (0, "", 0)
 _UNCONDITIONAL_ATTEMPTS = 10
 """Tries of an append without expected version that loses the race to create its stream."""
 
@@ -101,21 +101,18 @@ def encode_events(items: Sequence[NewEvent | Event]) -> list[Encoded]:
     append = out.append
     kinds = _KINDS.get
     encode = _ENCODER.encode
-    checked = []
     for item in items:
         if isinstance(item, NewEvent):
             event_id, data = item.event_id, item.data
         else:
             event_id, data = new_event_id(), item
         kind = kinds(type(data))
-        if kind is None:
+        if kind is None:  # checked by encode_checked (and again below: harmless)
             append((event_id, *encode_checked(data)))
-            continue
-        payload = encode(data)
-        checked.append(payload)
-        append((event_id, kind[0], kind[1], payload))
+        else:
+            append((event_id, kind[0], kind[1], encode(data)))
     try:
-        _CHECK_ALL.decode(b"[%b]" % b",".join(checked))
+        _CHECK_ALL.decode(b"[%b]" % b",".join([e[3] for e in out]))
     except msgspec.ValidationError:
         for item in items:  # raises the InvalidEvent naming the event's type and field
             encode_checked(item.data if isinstance(item, NewEvent) else item)
@@ -144,11 +141,12 @@ def chain(
     stream_part, time_part = f"\n{stream_id}\n", f"\n{now!r}\n"
     for event_id, tag, schema_version, payload in encoded:
         version += 1
-        previous = sha256(
+        h = sha256(
             f"{previous}{stream_part}{version}\n{event_id}\n{tag}\n{schema_version}"
             f"{time_part}".encode()
-            + payload
-        ).hexdigest()
+        )
+        h.update(payload)  # not concatenated: no copy of the payload
+        previous = h.hexdigest()
         if postgres:
             ids.append(event_id)
             rows.append(f"{tag}{sep}{schema_version}{sep}{previous}{sep}{payload.decode()}")
@@ -193,10 +191,16 @@ def same_appends(stream_id: str, encoded: Sequence[Encoded], stored: dict[str, A
 
 
 class HeadCache:
-    """The last (version, hash) this process wrote for each of the most recent streams."""
+    """The last (version, hash, number) this process wrote for each of the most recent streams.
+
+    A plain dict in recency order (insertion order; `remember` re-inserts at the end, the
+    oldest is evicted first). `get` takes no lock: one dict lookup is atomic under the GIL,
+    and a head read while another thread replaces it is either the old or the new one, both
+    of which the conditional UPDATE judges correctly. Only the compound updates are locked.
+    """
 
     def __init__(self, size: int) -> None:
-        self._heads: OrderedDict[str, Head] = OrderedDict()
+        self._heads: dict[str, Head] = {}
         self._lock = threading.Lock()
         self._size = size
 
@@ -204,17 +208,17 @@ class HeadCache:
         if expected_version is None:
             return None
         if expected_version == 0:
-            return (0, "", 0)
-        with self._lock:
-            head = self._heads.get(stream_id)
-        return head if head and head[0] == expected_version else None
+            return _NEW_HEAD
+        head = self._heads.get(stream_id)
+        return head if head is not None and head[0] == expected_version else None
 
     def remember(self, stream_id: str, head: Head) -> None:
+        heads = self._heads
         with self._lock:
-            self._heads[stream_id] = head
-            self._heads.move_to_end(stream_id)
-            if len(self._heads) > self._size:
-                self._heads.popitem(last=False)
+            heads.pop(stream_id, None)
+            heads[stream_id] = head
+            if len(heads) > self._size:
+                del heads[next(iter(heads))]
 
     def forget(self, stream_id: str) -> None:
         with self._lock:

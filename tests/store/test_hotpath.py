@@ -22,6 +22,7 @@ from ise_es.events import (
     UserTurn,
     encode_payload,
 )
+from ise_es.store.appends import HeadCache
 from ise_es.store.base import NewEvent, StoredEvent, new_event_id
 from ise_es.store.sql import SqlEventStore, chain_hash, encode_events, open_store
 
@@ -176,6 +177,22 @@ def test_a_forked_child_does_not_repeat_its_parents_ids() -> None:
 def test_new_event_given_no_id_gets_a_fresh_one() -> None:
     first, second = NewEvent(UserTurn(turn=1, text="x")), NewEvent(UserTurn(turn=1, text="x"))
     assert first.event_id != second.event_id
+
+
+def test_the_head_cache_keeps_the_streams_written_last() -> None:
+    cache = HeadCache(2)
+    cache.remember("a", (1, "a1", 1))
+    cache.remember("b", (1, "b1", 2))
+    cache.remember("a", (2, "a2", 1))  # written again: now the most recent
+    cache.remember("c", (1, "c1", 3))  # one too many: b, the oldest, goes
+    assert cache.get("b", 1) is None
+    assert cache.get("a", 2) == (2, "a2", 1)
+    assert cache.get("c", 1) == (1, "c1", 3)
+    assert cache.get("a", 1) is None  # expecting another version: the head is read instead
+    assert cache.get("c", None) is None  # no expected version: the head is read and locked
+    assert cache.get("new", 0) == (0, "", 0)
+    cache.forget("a")
+    assert cache.get("a", 2) is None
 
 
 def test_a_large_append_is_written_whole(store: SqlEventStore) -> None:
