@@ -265,9 +265,11 @@ def check_sqlite_file(path: str, url: str) -> None:
         conn.close()
 
 
-def connect_engines(url: str) -> Engines:
+def connect_engines(url: str, *, check_file: bool = True) -> Engines:
     """Engines for a store URL (nothing is connected or made yet; an SQLite file's header is
-    read).
+    read unless `check_file` is false: SqlEventStore, whose first connection finds a foreign
+    file anyway, runs `check_sqlite_file` only when that connection fails, saving a connection
+    of its own (~2 ms) on every open).
 
     Raises:
         ConfigError: a malformed or unsupported URL.
@@ -275,11 +277,13 @@ def connect_engines(url: str) -> Engines:
     """
     plain = sqlite_file(url)
     if plain is not None:
-        check_sqlite_file(plain, url)
+        if check_file:
+            check_sqlite_file(plain, url)
         return Engines(url, "sqlite", plain_sqlite_file=plain)
     parsed = normalize_url(url)
     if parsed.get_backend_name() == "sqlite":
-        check_sqlite_file(parsed.database or "", url)
+        if check_file:
+            check_sqlite_file(parsed.database or "", url)
         return Engines(url, "sqlite")
     return Engines(url, "postgresql")
 

@@ -10,6 +10,7 @@ no SQLAlchemy either (store/engine.py says why).
 
 from __future__ import annotations
 
+import os
 import re
 import sqlite3
 from pathlib import Path
@@ -66,8 +67,13 @@ def file_head() -> str:
     so (a merge revision, a computed id) sends it to Alembic's own answer, `head()`."""
     revisions: set[str] = set()
     downs: set[str] = set()
-    for script in MIGRATIONS_DIR.joinpath("versions").glob("*.py"):
-        text = script.read_text(encoding="utf-8")
+    # os.scandir, not Path.glob, whose pattern becomes a regular expression compiled anew in
+    # every process: a third of this function in a fresh process, ~1 ms of each store open.
+    for entry in os.scandir(MIGRATIONS_DIR / "versions"):
+        if not entry.name.endswith(".py"):
+            continue
+        with open(entry.path, encoding="utf-8") as f:
+            text = f.read()
         revision, down = _REVISION.findall(text), _DOWN.findall(text)
         if len(revision) != 1 or len(down) != 1:
             return head()

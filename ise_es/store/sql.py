@@ -39,6 +39,7 @@ Append-only is enforced by triggers (migrations/versions/0001), not only by this
 from __future__ import annotations
 
 import contextlib
+import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -53,7 +54,12 @@ from ise_es.store._pool import ConnectionPool
 from ise_es.store.appends import Appender, chain_hash, encode_events
 from ise_es.store.base import AppendResult, Fence, NewEvent, StoredEvent, StreamInfo, VerifyReport
 from ise_es.store.blobs import BlobRows, blob_columns, unpack
-from ise_es.store.engine import Engines, connect_engines, describe_unavailable
+from ise_es.store.engine import (
+    Engines,
+    check_sqlite_file,
+    connect_engines,
+    describe_unavailable,
+)
 from ise_es.store.rows import CURRENT_DECODERS as _CURRENT_DECODERS
 from ise_es.store.rows import stored_events as _stored
 
@@ -82,7 +88,7 @@ class SqlEventStore:
         pool_size: int = 8,
     ) -> None:
         self.url = url
-        self._engines: Engines = connect_engines(url)
+        self._engines: Engines = connect_engines(url, check_file=False)  # _check_schema does
         self.dialect = self._engines.dialect
         self._postgres = self.dialect == "postgresql"
         self._sql = _sql.POSTGRES if self._postgres else _sql.SQLITE
@@ -126,6 +132,11 @@ class SqlEventStore:
                 self._pool.put(conn)
         except driver_errors("OperationalError") as e:
             raise describe_unavailable(self.url, e) from e
+        except (StoreUnavailable, sqlite3.DatabaseError):
+            # Not a database (a text file, a damaged header): the message every other entry
+            # point gives, which connect_engines skipped (check_file=False) to save a connection.
+            check_sqlite_file(path, self.url)
+            raise
 
     @property
     def queue(self) -> SqlWorkQueue:
