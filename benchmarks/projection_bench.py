@@ -7,15 +7,17 @@ For each database: build the corpus once (benchmarks/make_corpus.py; reused when
 already holds it), then run each step in its own process so its peak RSS is its own:
 
   read       baseline: the catch-up read the projections do (same query), no processing
+             (every projection step runs as its command does: the read split by stream among
+             one process per core, 2 here, on a log this size; `-1` steps in one process)
   export     sft-jsonl, openai format, every completed trajectory   target <= 90 s, <= 1 GiB
   hf         hf-dataset, same selection: Parquet + card + plots, with the stats and audit
              read models current (run after them)                  target <= 1.3x export, <= 1 GiB
   audit      audit read model rebuilt from position 0                target <= 90 s
   stats      stats read model rebuilt from position 0 + report       target <= 90 s
   audit-inc / stats-inc / export-inc / hf-inc: reruns with no new events   target <= 2 s
-  all        `project all`: export + audit + stats rebuilt, fed by one read of the log,
-             split by stream among one process per core (2 here)  target <= 1.5x read, <= 1 GiB
-  all-1      the same in one process (--rounds only): what the split saves
+  all        `project all`: export + audit + stats rebuilt, fed by one read of the log
+                                                   target <= 1.5x read, <= 1 GiB
+  export-1, audit-1, stats-1, all-1: the same in one process (--rounds): what the split saves
 
     python benchmarks/projection_bench.py --trajectories 2000 --growth --backends sqlite
 
@@ -27,9 +29,10 @@ step and the median ratio (wall and CPU): one run decides on a shared machine.
 
     python benchmarks/projection_bench.py --rounds 3 --backends sqlite --trajectories 23132
 
---rounds N instead runs the read, export, audit, stats, all and all-1 in N interleaved rounds (the
-order rotating, the load average before each step) and judges each by the median over rounds
-of its ratio to the same round's read: <= 1.3x alone, <= 1.5x for all, <= 1 GiB.
+--rounds N instead runs the read, the four projections and their `-1` runs in N interleaved
+rounds (the order rotating, the load average before each step) and judges each by the median
+over rounds of its ratio to the same round's read: <= 1.3x alone, <= 1.5x for all, <= 1 GiB
+(the `-1` runs are shown, not judged).
 
 --growth instead builds corpora of 1/4, 1/2 and all of --trajectories and runs the read, the
 three projections alone, `all` and `verify` (every hash chain re-walked) at each size,
@@ -99,29 +102,24 @@ def run_step(step: str, url: str, out: str) -> dict[str, Any]:
 
 
 def _run(step: str, store: Any, engines: Any, out: str) -> dict[str, Any]:
-    from ise_es.projections.export import ExportOptions, export_sft
-    from ise_es.projections.readmodel import AuditModel, StatsModel, catch_up
+    """One step. `export`, `audit`, `stats` and `all` run as the commands do (the read split
+    among one process per core on a large log); with `-1` in one process; `-inc` reruns
+    with nothing new to read."""
+    from ise_es.projections.export import ExportOptions
+    from ise_es.projections.run import run_all, run_audit, run_export, run_stats
     from ise_es.projections.session import SESSION_EVENT_TYPES
+    from ise_es.store.sql import open_store
 
+    split: dict[str, Any] = {"workers": 1 if step.endswith("-1") else None, "opener": open_store}
+    fresh = not step.endswith("-inc")
     if step == "read":
         return {"events": sum(1 for _ in store.iter_all(0, batch=5000, types=SESSION_EVENT_TYPES))}
     if step == "verify":
         report = store.verify()
         assert report.ok, report.problems[:3]
         return {"events": report.events}
-    if step in ("all", "all-1"):
-        from ise_es.projections.run import run_all
-        from ise_es.store.sql import open_store
-
-        run = run_all(
-            store,
-            output=out,
-            options=ExportOptions(),
-            force=True,
-            rebuild=True,
-            workers=1 if step == "all-1" else None,  # `all`: as the command decides
-            opener=open_store,
-        )
+    if step.startswith("all"):
+        run = run_all(store, output=out, options=ExportOptions(), force=True, rebuild=True, **split)
         assert run.export is not None and run.stats is not None
         return {
             "events": run.events_read,
@@ -130,7 +128,7 @@ def _run(step: str, store: Any, engines: Any, out: str) -> dict[str, Any]:
             "parts": run.parts,
         }
     if step.startswith("export"):
-        report = export_sft(store, out, ExportOptions(), force=step == "export")
+        report = run_export(store, out, ExportOptions(), force=fresh, **split)
         return {"samples": report.samples, "bytes": report.bytes, "up_to_date": report.up_to_date}
     if step.startswith("hf"):
         from ise_es.projections.hfdataset import HfOptions, export_hf_dataset
@@ -144,20 +142,18 @@ def _run(step: str, store: Any, engines: Any, out: str) -> dict[str, Any]:
             "up_to_date": hf.up_to_date,
         }
     if step.startswith("audit"):
-        caught = catch_up(store, AuditModel(), rebuild=step == "audit")
-        return {"events": caught.events, "sessions": caught.sessions}
+        caught = run_audit(store, rebuild=fresh, **split).catch_up
+        return {"events": caught.events, "sessions": caught.sessions, "parts": caught.parts}
     assert step.startswith("stats"), step
-    return _stats(store, catch_up(store, StatsModel(), rebuild=step == "stats"))
+    return _stats(run_stats(store, status="completed", rebuild=fresh, **split))
 
 
-def _stats(store: Any, caught: Any) -> dict[str, Any]:
-    from ise_es.projections.readmodel import load_replays, load_summaries
-    from ise_es.projections.stats import corpus_stats
-
-    stats = corpus_stats(load_summaries(store), load_replays(store))
+def _stats(run: Any) -> dict[str, Any]:
+    stats, caught = run.stats, run.catch_up
     return {
         "events": caught.events,
         "sessions": caught.sessions,
+        "parts": caught.parts,
         "trajectories": stats.trajectories,
         "user_turns": stats.user_turns.avg,
         "dialogue_turns": stats.dialogue_turns.avg,
@@ -304,7 +300,7 @@ def _all_line(
     return ok
 
 
-RATIO_STEPS = ("read", "export", "audit", "stats", "all", "all-1")
+RATIO_STEPS = ("read", "export", "audit", "stats", "all", "export-1", "audit-1", "stats-1", "all-1")
 
 
 def ratios(backend: str, url: str, trajectories: int, seed: int, rounds: int) -> list[str]:
@@ -338,10 +334,11 @@ def ratios(backend: str, url: str, trajectories: int, seed: int, rounds: int) ->
                 cpu[step].append(r["cpu"] / got["read"]["cpu"])
     problems = []
     for step in RATIO_STEPS[1:]:
-        if step == "all-1":  # one process: what the split saves, shown without a target
+        if step.endswith("-1"):  # one process: what the split saves, shown without a target
             print(
-                f"  {step:<7} x{statistics.median(wall[step]):.2f} the read's time in one "
-                f"process, x{statistics.median(cpu[step]):.2f} its CPU, peak {rss[step]:.0f} MiB",
+                f"  {step:<8} x{statistics.median(wall[step]):.2f} the read's time in one "
+                f"process (rounds {min(wall[step]):.2f}-{max(wall[step]):.2f}), "
+                f"x{statistics.median(cpu[step]):.2f} its CPU, peak {rss[step]:.0f} MiB",
                 flush=True,
             )
             continue
