@@ -8,7 +8,7 @@ import pytest
 from click.testing import CliRunner
 
 from cli import main
-from ise_es.errors import ConfigError
+from ise_es.errors import ConfigError, StoreUnavailable
 from ise_es.events import ReplayEnded, ReplayStarted
 from ise_es.projections.export import ExportOptions, parse_split
 from ise_es.projections.onepass import OnePass
@@ -174,3 +174,26 @@ def test_each_projection_splits_its_read_alike(
         assert split == (workers == "3"), result.output
     assert printed[0] == printed[1] and printed[0]
     assert written[0] == written[1]
+
+
+def failing_opener(url: str) -> SqlEventStore:
+    """A part's store that cannot be opened (a module-level function: it pickles by name)."""
+    raise StoreUnavailable(f"cannot open {url} in this part")
+
+
+def test_a_failed_part_leaves_every_checkpoint_where_the_pass_began(
+    store: SqlEventStore, engines: Engines
+) -> None:
+    corpus(store)
+    run_all(store, projections=["audit", "stats"], workers=1)
+    before = checkpoints(engines)
+    corpus(store, prefix="late-")
+    with pytest.raises(StoreUnavailable, match="in this part"):
+        run_all(store, projections=["audit", "stats"], workers=2, opener=failing_opener)
+    # This process's part wrote its rows, but no checkpoint moved: the next pass redoes it all.
+    assert checkpoints(engines) == before
+    redone = run_all(store, projections=["audit", "stats"], workers=1)
+    assert redone.stats is not None and redone.stats.catch_up.sessions == 13
+    redone_rows = rows(engines)
+    run_all(store, projections=["audit", "stats"], workers=1, rebuild=True)
+    assert rows(engines) == redone_rows
