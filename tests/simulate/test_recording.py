@@ -309,6 +309,14 @@ def test_broken_intents_line_names_file_and_line(tmp_path: Path, sqlite_url: str
         assert store.streams() == []
 
 
+def _ctrl_c_at_its_default() -> None:
+    """In the child before exec: SIGINT as a terminal's foreground process has it. A test run
+    started in the background (`cmd &` in a shell without job control) inherits SIGINT
+    ignored, Python then installs no KeyboardInterrupt handler, and the recording would never
+    see the Ctrl-C this test sends (it ran to its end and exited 0)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_ctrl_c_ends_sessions_in_flight_interrupted_and_removes_sandboxes(
     sqlite_url: str, tmp_path: Path
 ) -> None:
@@ -323,7 +331,13 @@ def test_ctrl_c_ends_sessions_in_flight_interrupted_and_removes_sandboxes(
         "--db",
         sqlite_url,
     ]
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        cmd,
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        preexec_fn=_ctrl_c_at_its_default,
+    )
     with open_store(sqlite_url) as store:
         deadline = time.monotonic() + 60
         while not store.read_all(types=["tool_call_started"]):
